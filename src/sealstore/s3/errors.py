@@ -1,0 +1,247 @@
+"""S3 error type and catalogue.
+
+Every failure a client can see leaves the server as one of these: a stable S3 ``Code`` that SDKs
+switch on, the HTTP status AWS uses for that code, and a human message.  Keeping the catalogue in
+one place means handlers can raise ``S3Error("NoSuchKey", resource=...)`` without repeating (and
+drifting on) statuses and wording, and it lets tests check every code against AWS's table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from xml.sax.saxutils import escape
+
+__all__ = [
+    "CATALOGUE",
+    "S3Error",
+    "kms_not_configured",
+    "kms_unavailable",
+]
+
+# code -> (HTTP status, default message).  Statuses follow the AWS S3 error table; the few
+# MinIO-specific codes follow MinIO (cmd/api-errors.go) so MinIO-aware clients behave the same.
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied."),
+    "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": (
+        400,
+        "Error parsing the X-Amz-Credential parameter; the query parameters are malformed.",
+    ),
+    "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all "
+        "users of the system. Please select a different name and try again.",
+    ),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty."),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
+    "EntityTooSmall": (
+        400,
+        "Your proposed upload is smaller than the minimum allowed object size.",
+    ),
+    "ExpiredToken": (400, "The provided token has expired."),
+    "IllegalLocationConstraintException": (
+        400,
+        "The specified location constraint is not valid for this server.",
+    ),
+    "IncompleteBody": (
+        400,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    ),
+    "InternalError": (500, "We encountered an internal error, please try again."),
+    "InvalidAccessKeyId": (
+        403,
+        "The AWS access key ID you provided does not exist in our records.",
+    ),
+    "InvalidArgument": (400, "Invalid argument."),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
+    "InvalidChunkSizeError": (
+        403,
+        "Only the last chunk is allowed to have a size less than 8192 bytes.",
+    ),
+    "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
+    "InvalidEncryptionAlgorithmError": (
+        400,
+        "The encryption request you specified is not valid. The valid value is AES256.",
+    ),
+    "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
+    "InvalidObjectState": (403, "The operation is not valid for the current state of the object."),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found. The part may not have been "
+        "uploaded, or the specified entity tag may not match the part's entity tag.",
+    ),
+    "InvalidPartOrder": (
+        400,
+        "The list of parts was not in ascending order. The parts list must be specified in "
+        "order by part number.",
+    ),
+    "InvalidRange": (416, "The requested range is not satisfiable."),
+    "InvalidRequest": (400, "Invalid Request."),
+    "InvalidStorageClass": (400, "The storage class you specified is not valid."),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KeyTooLongError": (400, "Your key is too long."),
+    "KMS.NotFoundException": (400, "The specified KMS key does not exist."),
+    "MalformedTrailerError": (
+        400,
+        "The request contained trailing data that was not well-formed or did not conform to "
+        "our published schema.",
+    ),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published "
+        "schema.",
+    ),
+    "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "MissingRequestBodyError": (400, "Request body is empty."),
+    "MissingSecurityHeader": (400, "Your request is missing a required header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist."),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist."),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (
+        404,
+        "The specified multipart upload does not exist. The upload ID may be invalid, or the "
+        "upload may have been aborted or completed.",
+    ),
+    "NoSuchVersion": (404, "The specified version does not exist."),
+    "NotImplemented": (
+        501,
+        "A header you provided implies functionality that is not implemented.",
+    ),
+    "PreconditionFailed": (
+        412,
+        "At least one of the preconditions you specified did not hold.",
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the "
+        "timeout period.",
+    ),
+    "RequestTimeTooSkewed": (
+        403,
+        "The difference between the request time and the server's time is too large.",
+    ),
+    "ServerSideEncryptionConfigurationNotFoundError": (
+        404,
+        "The server side encryption configuration was not found.",
+    ),
+    "ServiceUnavailable": (503, "Service is unable to handle request."),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+    "SlowDown": (503, "Please reduce your request rate."),
+    "TooManyParts": (400, "You have attempted to upload more than 10000 parts."),
+    "UnexpectedContent": (400, "This request does not support content."),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+    # MinIO's code for stored ciphertext that fails authentication or size checks.  MinIO
+    # answers it with 206 (an accident of its table); a corrupt object is a server-side fault,
+    # so we answer 500 and keep MinIO's code so operators recognise it.
+    "XMinioObjectTampered": (500, "The requested object was modified and may be compromised."),
+}
+
+# XML 1.0 forbids most control characters even when escaped; object keys may contain them.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """Escape text for an XML element, replacing characters XML 1.0 cannot carry at all."""
+    return escape(_XML_INVALID.sub("\ufffd", value))
+
+
+class S3Error(Exception):
+    """An error that is answered to the client as an S3 XML error document.
+
+    ``extra`` holds additional child elements AWS includes for some codes (for example
+    ``StringToSign`` and ``CanonicalRequest`` for SignatureDoesNotMatch, ``ServerTime`` for
+    RequestTimeTooSkewed), which SDKs print and which make signing bugs debuggable.
+    ``headers`` are extra response headers such as ``Retry-After``.
+    """
+
+    code: str
+    message: str
+    status: int
+    resource: str | None
+    headers: dict[str, str]
+    extra: dict[str, str]
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        resource: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        known = CATALOGUE.get(code)
+        if known is None and (status is None or message is None):
+            # A typo in a code would otherwise silently become a 500 with no message.
+            raise ValueError(f"unknown S3 error code {code!r} needs an explicit status and message")
+        default_status, default_message = known if known is not None else (500, "")
+        self.code = code
+        self.message = message if message is not None else default_message
+        self.status = status if status is not None else default_status
+        self.resource = resource
+        self.headers = dict(headers) if headers else {}
+        self.extra = dict(extra) if extra else {}
+        super().__init__(f"{self.code}: {self.message}")
+
+    def __repr__(self) -> str:
+        return f"S3Error({self.code!r}, {self.message!r}, {self.status})"
+
+    def to_xml(self, resource: str | None = None, request_id: str = "") -> bytes:
+        """Render the standard S3 ``<Error>`` document.
+
+        The resource given at raise time (e.g. a bucket name) wins over the request path the
+        app passes in, matching what S3 reports for bucket-level errors.
+        """
+        res = self.resource if self.resource is not None else (resource or "")
+        parts = [
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error>',
+            f"<Code>{_xml_text(self.code)}</Code>",
+            f"<Message>{_xml_text(self.message)}</Message>",
+        ]
+        for name, value in self.extra.items():
+            parts.append(f"<{name}>{_xml_text(value)}</{name}>")
+        parts.append(f"<Resource>{_xml_text(res)}</Resource>")
+        parts.append(f"<RequestId>{_xml_text(request_id)}</RequestId>")
+        parts.append("</Error>")
+        return "".join(parts).encode("utf-8")
+
+
+def kms_unavailable(detail: str | None = None, *, retry_after: int = 5) -> S3Error:
+    """The KMS could not be reached (network, sealed Vault, timeout): 503 so clients retry.
+
+    ``detail`` must never contain secrets (tokens, secret-ids); callers pass the KMS error text.
+    """
+    message = "The KMS is unreachable; the request was not processed"
+    if detail:
+        message = f"{message}: {detail}"
+    return S3Error(
+        "ServiceUnavailable",
+        message,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def kms_not_configured() -> S3Error:
+    """SSE was requested but no KMS is configured (MinIO answers 501 NotImplemented)."""
+    return S3Error(
+        "NotImplemented",
+        "Server side encryption specified but KMS is not configured",
+    )
