@@ -1,0 +1,182 @@
+"""Per-process application state and the per-request view every S3 handler receives.
+
+Handlers (ours and the other engineers') take a single :class:`S3Request` so that the
+routing layer can change without touching any handler signature: everything a handler
+needs (settings, storage, KMS, parsed bucket/key, query, auth result, request id and the
+streaming body) hangs off that one object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDict, MultiDictProxy
+
+if TYPE_CHECKING:
+    from sealstore.config import Settings
+    from sealstore.kms.base import KMS
+    from sealstore.s3.body import RequestBody
+
+# Prefix for user metadata headers, lower-case as aiohttp normalises lookups anyway.
+USER_META_PREFIX = "x-amz-meta-"
+
+
+@dataclass
+class Metrics:
+    """Process-local counters rendered by admin.py as Prometheus text.
+
+    Plain integers guarded by a lock: handlers run on the event loop but the SSE worker
+    threads also count KMS calls, so increments must be thread-safe.
+    """
+
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    kms_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    started: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_request(self, op: str, status: int, bytes_in: int, bytes_out: int) -> None:
+        """Count one finished request under its operation name and HTTP status."""
+        with self._lock:
+            self.requests[(op, status)] += 1
+            self.bytes_in += bytes_in
+            self.bytes_out += bytes_out
+
+    def record_kms(self, call: str, outcome: str) -> None:
+        """Count one KMS call ("generate"/"decrypt"/"status") by outcome ("ok"/"error")."""
+        with self._lock:
+            self.kms_calls[(call, outcome)] += 1
+
+
+@dataclass
+class KMSHealth:
+    """Result of the most recent KMS self-test, shared by readiness and SSE handlers."""
+
+    ok: bool = False
+    checked_at: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AppContext:
+    """Everything long-lived that one server process owns.
+
+    ``storage`` is the FSBackend (storage/fs.py), ``kms`` is None when no KMS is configured.
+    """
+
+    settings: Settings
+    storage: Any
+    kms: KMS | None
+    logger: logging.Logger
+    metrics: Metrics = field(default_factory=Metrics)
+    kms_health: KMSHealth = field(default_factory=KMSHealth)
+    storage_open: bool = False
+
+
+def new_request_id() -> str:
+    """Return a MinIO-shaped (16 upper-case hex chars) unique request id."""
+    return uuid.uuid4().hex[:16].upper()
+
+
+def http_date(ts: float) -> str:
+    """Format a POSIX timestamp as an RFC 7231 HTTP date (Last-Modified etc.)."""
+    import datetime as _dt
+
+    return format_datetime(_dt.datetime.fromtimestamp(ts, tz=_dt.UTC), usegmt=True)
+
+
+def iso8601(ts: float) -> str:
+    """Format a POSIX timestamp the way S3 XML bodies do (millisecond precision, Z)."""
+    import datetime as _dt
+
+    d = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class S3Request:
+    """One authenticated S3 request as seen by a handler.
+
+    ``bucket`` and ``key`` are already URL-decoded from the path-style URL; ``key`` is None
+    for bucket-level operations. ``auth`` is the ``AuthResult`` returned by
+    ``sigv4.authenticate``; handlers hand it on only through :meth:`body`.
+    """
+
+    http: web.Request
+    ctx: AppContext
+    bucket: str | None
+    key: str | None
+    query: MultiDictProxy[str]
+    auth: Any
+    request_id: str
+    op: str = "Unknown"
+    response_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    _body: RequestBody | None = field(default=None, repr=False)
+
+    @property
+    def method(self) -> str:
+        """HTTP method, upper-case."""
+        return self.http.method
+
+    @property
+    def headers(self) -> Any:
+        """Request headers (case-insensitive multidict)."""
+        return self.http.headers
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """Return one request header (case-insensitive) or ``default``."""
+        return self.http.headers.get(name, default)
+
+    def body(self) -> RequestBody:
+        """Return the verified streaming body (decoded aws-chunked, checksums checked).
+
+        Created once per request: iterating it yields plaintext chunks whose signatures and
+        checksums have been verified; ``md5_hex``, ``size`` and ``checksums`` are valid after
+        the iteration ends.
+        """
+        if self._body is None:
+            from sealstore.s3.body import open_body
+
+            self._body = open_body(self.http, self.auth)
+        return self._body
+
+    def user_metadata(self) -> dict[str, str]:
+        """Collect ``x-amz-meta-*`` headers, lower-cased names, as S3 stores them."""
+        out: dict[str, str] = {}
+        for name, value in self.http.headers.items():
+            lname = name.lower()
+            if lname.startswith(USER_META_PREFIX):
+                out[lname] = value
+        return out
+
+    def make_response(
+        self,
+        status: int = 200,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> web.Response:
+        """Build a response that already carries the common S3 headers.
+
+        The app middleware also adds ``x-amz-request-id`` and ``Server``; adding them here
+        keeps direct handler output correct even when a handler streams.
+        """
+        resp = web.Response(status=status, body=body)
+        if content_type:
+            resp.content_type = content_type
+        resp.headers.extend(self.response_headers)
+        return resp
+
+    def xml_response(self, body: bytes, status: int = 200) -> web.Response:
+        """Return an ``application/xml`` response (S3's content type for every XML body)."""
+        resp = web.Response(status=status, body=body, content_type="application/xml")
+        resp.headers.extend(self.response_headers)
+        return resp

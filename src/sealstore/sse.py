@@ -1,0 +1,349 @@
+"""SSE-S3 object lifecycle: KMS data key -> object key -> sealed metadata -> DARE streams.
+
+This module is the only place that combines the KMS (kms/) with the pure crypto (crypto/),
+so every handler (PUT, GET, copy, multipart) seals and opens keys the same way and writes
+metadata byte-compatible with MinIO (minio-sse-format.md §3.3, §3.5, §4.1-4.4).
+
+Streaming helpers keep the event loop free: AES work for a ~1 MiB batch runs in a worker
+thread together with the (blocking) sink write, so one thread hop covers both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sealstore.crypto import dare, keys, ranges
+
+if TYPE_CHECKING:
+    from sealstore.kms.base import KMS
+
+SSE_HEADER = "X-Amz-Server-Side-Encryption"
+SSE_AES256 = "AES256"
+SSE_KMS = "aws:kms"
+SSE_KMS_KEY_ID_HEADER = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
+SSE_CONTEXT_HEADER = "X-Amz-Server-Side-Encryption-Context"
+SSEC_HEADERS = (
+    "X-Amz-Server-Side-Encryption-Customer-Algorithm",
+    "X-Amz-Server-Side-Encryption-Customer-Key",
+    "X-Amz-Server-Side-Encryption-Customer-Key-Md5",
+)
+SSEC_COPY_HEADERS = (
+    "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Algorithm",
+    "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key",
+    "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key-Md5",
+)
+
+DOMAIN_SSE_S3 = "SSE-S3"
+
+# Metadata entry names exactly as MinIO writes them (§3.5).
+META_SEAL_ALGORITHM = "X-Minio-Internal-Server-Side-Encryption-Seal-Algorithm"
+META_IV = "X-Minio-Internal-Server-Side-Encryption-Iv"
+META_S3_SEALED_KEY = "X-Minio-Internal-Server-Side-Encryption-S3-Sealed-Key"
+META_S3_KMS_KEY_ID = "X-Minio-Internal-Server-Side-Encryption-S3-Kms-Key-Id"
+META_S3_KMS_SEALED_KEY = "X-Minio-Internal-Server-Side-Encryption-S3-Kms-Sealed-Key"
+META_KMS_SEALED_KEY = "X-Minio-Internal-Server-Side-Encryption-Kms-Sealed-Key"
+META_SSEC_SEALED_KEY = "X-Minio-Internal-Server-Side-Encryption-Sealed-Key"
+META_CONTEXT = "X-Minio-Internal-Server-Side-Encryption-Context"
+META_ENCRYPTED_MULTIPART = "X-Minio-Internal-Encrypted-Multipart"
+META_ACTUAL_SIZE = "X-Minio-Internal-Actual-Size"
+# Our additions (pitfall P6): which KMS kind sealed the DEK, and our format version, so a
+# later migration or a mis-configured server can say precisely why an object cannot open.
+META_KMS_KIND = "X-Sealstore-Internal-Kms-Kind"
+META_FORMAT_VERSION = "X-Sealstore-Internal-Sse-Format"
+FORMAT_VERSION = "1"
+
+INTERNAL_PREFIXES = ("x-minio-internal-", "x-sealstore-internal-")
+_ENCRYPTION_MARKERS = (
+    META_S3_SEALED_KEY,
+    META_KMS_SEALED_KEY,
+    META_SSEC_SEALED_KEY,
+    META_S3_KMS_KEY_ID,
+    META_IV,
+    META_SEAL_ALGORITHM,
+    META_ENCRYPTED_MULTIPART,
+)
+
+# Plaintext gathered per worker-thread hop: big enough to amortise the hop, small enough
+# to keep memory per request bounded.
+BATCH_SIZE = 1024 * 1024
+
+
+class SSEMetadataError(Exception):
+    """Stored encryption metadata is missing or malformed (treated like tampering)."""
+
+
+def is_internal(name: str) -> bool:
+    """True for metadata names that must never be returned to clients."""
+    return name.lower().startswith(INTERNAL_PREFIXES)
+
+
+def strip_internal(meta: Mapping[str, str]) -> dict[str, str]:
+    """Return metadata without internal entries (what a client may see)."""
+    return {k: v for k, v in meta.items() if not is_internal(k)}
+
+
+def _ci_get(meta: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive metadata lookup (stores may normalise case differently)."""
+    if name in meta:
+        return meta[name]
+    lname = name.lower()
+    for k, v in meta.items():
+        if k.lower() == lname:
+            return v
+    return None
+
+
+def is_encrypted(meta: Mapping[str, str]) -> bool:
+    """MinIO's IsEncrypted test: any sealing entry present (§3.5)."""
+    return any(_ci_get(meta, m) is not None for m in _ENCRYPTION_MARKERS)
+
+
+def is_sse_s3(meta: Mapping[str, str]) -> bool:
+    """True when the object is SSE-S3 encrypted (has an S3-sealed object key)."""
+    return _ci_get(meta, META_S3_SEALED_KEY) is not None
+
+
+def object_context(bucket: str, key: str) -> dict[str, str]:
+    """The KMS context MinIO binds SSE-S3 data keys to: ``{bucket: path.Join(bucket, key)}``."""
+    return {bucket: keys.go_path_join(bucket, key)}
+
+
+async def new_object_key(kms: KMS, bucket: str, key: str) -> tuple[bytes, dict[str, str]]:
+    """Create a fresh OEK for ``bucket/key`` and the SSE-S3 metadata that seals it.
+
+    One KMS call (datakey). The DEK never leaves this function; the returned metadata holds
+    only sealed material and is what the storage layer persists beside the object.
+    """
+    dk = await kms.generate_key(kms.default_key_id, object_context(bucket, key))
+    oek = keys.generate_object_key(dk.plaintext)
+    sealed = keys.seal_object_key(oek, dk.plaintext, DOMAIN_SSE_S3, bucket, key)
+    meta = {
+        META_SEAL_ALGORITHM: sealed.algorithm,
+        META_IV: base64.b64encode(sealed.iv).decode(),
+        META_S3_SEALED_KEY: base64.b64encode(sealed.key).decode(),
+        META_S3_KMS_KEY_ID: dk.key_id,
+        META_S3_KMS_SEALED_KEY: base64.b64encode(dk.ciphertext).decode(),
+        META_KMS_KIND: kms.kind,
+        META_FORMAT_VERSION: FORMAT_VERSION,
+    }
+    return oek, meta
+
+
+def _b64(meta: Mapping[str, str], name: str, size: int | None) -> bytes:
+    """Decode one std-base64 metadata entry, checking presence and length."""
+    raw = _ci_get(meta, name)
+    if raw is None:
+        raise SSEMetadataError(f"missing encryption metadata entry {name}")
+    try:
+        value = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SSEMetadataError(f"encryption metadata entry {name} is not base64") from None
+    if size is not None and len(value) != size:
+        raise SSEMetadataError(f"encryption metadata entry {name} has the wrong length")
+    return value
+
+
+def parse_sealed_key(meta: Mapping[str, str]) -> keys.SealedKey:
+    """Validate and decode the sealed OEK entries (§3.2: IV 32 B, key 64 B, known algorithm)."""
+    algorithm = _ci_get(meta, META_SEAL_ALGORITHM)
+    if algorithm != keys.SEAL_ALGORITHM:
+        raise SSEMetadataError(f"unsupported seal algorithm {algorithm!r}")
+    return keys.SealedKey(
+        iv=_b64(meta, META_IV, 32),
+        algorithm=algorithm,
+        key=_b64(meta, META_S3_SEALED_KEY, 64),
+    )
+
+
+async def open_object_key(kms: KMS, meta: Mapping[str, str], bucket: str, key: str) -> bytes:
+    """Recover the OEK of an SSE-S3 object stored at ``bucket/key``.
+
+    Uses the key id *stored in the object* (objects keep pointing at the key that sealed
+    them). Raises KMS errors (unavailable / decrypt), ``KeyMismatchError`` when the sealed
+    key does not open for this path, ``SSEMetadataError`` for malformed metadata.
+    """
+    sealed = parse_sealed_key(meta)
+    key_id = _ci_get(meta, META_S3_KMS_KEY_ID)
+    if key_id is None:
+        raise SSEMetadataError(f"missing encryption metadata entry {META_S3_KMS_KEY_ID}")
+    ciphertext = _b64(meta, META_S3_KMS_SEALED_KEY, None)
+    stored_kind = _ci_get(meta, META_KMS_KIND)
+    if stored_kind is not None and stored_kind != kms.kind:
+        from sealstore.kms.base import KMSDecryptError
+
+        raise KMSDecryptError(
+            f"object was sealed by a {stored_kind} KMS but this server uses {kms.kind}"
+        )
+    dek = await kms.decrypt_key(key_id, ciphertext, object_context(bucket, key))
+    return keys.unseal_object_key(sealed, dek, DOMAIN_SSE_S3, bucket, key)
+
+
+def seal_etag_hex(oek: bytes, md5_hex: str) -> str:
+    """Seal a plaintext MD5 ETag for storage (§4.4): 96 hex chars."""
+    return keys.seal_etag(oek, bytes.fromhex(md5_hex)).hex()
+
+
+def unseal_etag_hex(oek: bytes, stored: str) -> str:
+    """Reverse :func:`seal_etag_hex`; values shorter than 32 bytes are returned unchanged."""
+    raw = bytes.fromhex(stored.split("-", 1)[0]) if stored else b""
+    if len(raw) < 32:
+        return stored
+    return keys.unseal_etag(oek, raw).hex()
+
+
+def plaintext_size(meta: Mapping[str, str], stored_size: int) -> int:
+    """Client-visible size of an encrypted object: actual-size entry or dec(stored) (P8)."""
+    actual = _ci_get(meta, META_ACTUAL_SIZE)
+    if actual is not None and actual.isdigit():
+        return int(actual)
+    return dare.decrypted_size(stored_size)
+
+
+# A blocking sink: called from a worker thread with ciphertext to append (e.g. file.write).
+SyncSink = Callable[[bytes], object]
+
+
+async def encrypt_stream(
+    key: bytes,
+    source: AsyncIterable[bytes],
+    sink: SyncSink,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[int, int]:
+    """Encrypt ``source`` as one DARE 2.0 stream into ``sink``; return (plain, stored) sizes.
+
+    Plaintext is gathered on the loop into ~``batch_size`` batches; each batch is encrypted
+    *and* written in one worker-thread call, so neither AES nor disk I/O blocks the loop.
+    """
+    enc = dare.DareEncryptor(key)
+    plain = 0
+    stored = 0
+    pending: list[bytes] = []
+    pending_len = 0
+
+    def _work(data: bytes, final: bool) -> int:
+        out = enc.update(data) if data else b""
+        if final:
+            out += enc.finalize()
+        if out:
+            sink(out)
+        return len(out)
+
+    async for chunk in source:
+        if not chunk:
+            continue
+        plain += len(chunk)
+        pending.append(chunk)
+        pending_len += len(chunk)
+        if pending_len >= batch_size:
+            data = b"".join(pending)
+            pending.clear()
+            pending_len = 0
+            stored += await asyncio.to_thread(_work, data, False)
+    stored += await asyncio.to_thread(_work, b"".join(pending), True)
+    return plain, stored
+
+
+async def encrypt_part(
+    oek: bytes,
+    part_number: int,
+    source: AsyncIterable[bytes],
+    sink: SyncSink,
+) -> tuple[int, int]:
+    """Encrypt one multipart part: its own DARE stream keyed by derive_part_key(OEK, n).
+
+    Seq restarts at 0 and the stream nonce is random per part (pitfall P3: never reuse a
+    nonce when the same part number is uploaded twice).
+    """
+    return await encrypt_stream(keys.derive_part_key(oek, part_number), source, sink)
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """One DARE stream of an encrypted object: part number (None = single-part) and sizes."""
+
+    number: int | None
+    plain_size: int
+
+
+# Reads ``length`` stored bytes starting at ``offset`` of the whole stored object.
+RangeReader = Callable[[int, int], AsyncIterator[bytes]]
+
+
+def _part_key(oek: bytes, part: StoredPart) -> bytes:
+    return oek if part.number is None else keys.derive_part_key(oek, part.number)
+
+
+async def decrypt_range(
+    oek: bytes,
+    parts: list[StoredPart],
+    offset: int,
+    length: int,
+    read: RangeReader,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> AsyncIterator[bytes]:
+    """Yield plaintext bytes ``[offset, offset+length)`` decrypting only touched packages.
+
+    Uses crypto.ranges.plan_range (§4.3). Each segment is decrypted from its start sequence
+    number; the stream's final-package check runs only when a segment reaches the end of
+    its part. AES runs in worker threads per ~``batch_size`` of ciphertext.
+    """
+    if length <= 0:
+        return
+    plan = ranges.plan_range([p.plain_size for p in parts], offset, length)
+    part_stored_end: list[int] = []
+    pos = 0
+    for p in parts:
+        pos += dare.encrypted_size(p.plain_size)
+        part_stored_end.append(pos)
+    for seg in plan:
+        dec = dare.DareDecryptor(_part_key(oek, parts[seg.part_index]), start_seq=seg.start_seq)
+        to_skip = seg.skip
+        remaining = seg.take
+        reaches_end = seg.stored_offset + seg.stored_length >= part_stored_end[seg.part_index]
+        buf: list[bytes] = []
+        buf_len = 0
+
+        async def _flush(
+            data: bytes, final: bool, _dec: dare.DareDecryptor = dec, _end: bool = reaches_end
+        ) -> bytes:
+            def _work() -> bytes:
+                out = _dec.update(data) if data else b""
+                if final and _end:
+                    _dec.finalize()
+                return out
+
+            return await asyncio.to_thread(_work)
+
+        async def _emit(plain: bytes) -> bytes:
+            nonlocal to_skip, remaining
+            if to_skip:
+                cut = min(to_skip, len(plain))
+                plain = plain[cut:]
+                to_skip -= cut
+            if len(plain) > remaining:
+                plain = plain[:remaining]
+            remaining -= len(plain)
+            return plain
+
+        async for chunk in read(seg.stored_offset, seg.stored_length):
+            buf.append(chunk)
+            buf_len += len(chunk)
+            if buf_len >= batch_size:
+                out = await _emit(await _flush(b"".join(buf), False))
+                buf.clear()
+                buf_len = 0
+                if out:
+                    yield out
+        out = await _emit(await _flush(b"".join(buf), True))
+        if out:
+            yield out
+        if remaining:
+            raise dare.DareError("stored object is shorter than its metadata says")
+
