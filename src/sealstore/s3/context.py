@@ -121,6 +121,8 @@ class S3Request:
     op: str = "Unknown"
     response_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     _body: RequestBody | None = field(default=None, repr=False)
+    # Set by start_stream(): once headers are on the wire, errors can only cut the connection.
+    prepared: web.StreamResponse | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -173,10 +175,28 @@ class S3Request:
         if content_type:
             resp.content_type = content_type
         resp.headers.extend(self.response_headers)
+        self._stamp(resp)
+        return resp
+
+    def _stamp(self, resp: web.StreamResponse) -> None:
+        resp.headers["x-amz-request-id"] = self.request_id
+        resp.headers["Server"] = "sealstore"
+
+    async def start_stream(self, resp: web.StreamResponse) -> web.StreamResponse:
+        """Add the common headers, send the response head and remember that we did.
+
+        Handlers that stream a body call this instead of ``resp.prepare`` so that a later
+        failure is handled by closing the connection rather than by a second response.
+        """
+        resp.headers.extend(self.response_headers)
+        self._stamp(resp)
+        await resp.prepare(self.http)
+        self.prepared = resp
         return resp
 
     def xml_response(self, body: bytes, status: int = 200) -> web.Response:
         """Return an ``application/xml`` response (S3's content type for every XML body)."""
         resp = web.Response(status=status, body=body, content_type="application/xml")
         resp.headers.extend(self.response_headers)
+        self._stamp(resp)
         return resp

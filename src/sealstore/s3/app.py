@@ -1,0 +1,429 @@
+"""aiohttp application: path-style routing, SigV4 on every request, S3 errors, access log.
+
+One catch-all route sends every request through :func:`dispatch`, which (1) answers the
+admin endpoints under ``/minio/``, (2) authenticates with SigV4, (3) picks the operation from
+method + bucket/key + query subresources, (4) turns every failure into an S3 XML error with
+the request id, and (5) logs one structured line. Keeping this in one place means no handler
+can forget authentication, error mapping or logging.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from sealstore.s3.context import AppContext, S3Request, new_request_id
+from sealstore.s3.errors import S3Error
+from sealstore.s3.xml import MalformedXMLError
+
+Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
+
+SERVER_NAME = "sealstore"
+APP_CTX_KEY = web.AppKey("sealstore_ctx", AppContext)
+
+# Query parameters that select a different S3 operation ("subresources"). A request naming
+# one we do not implement gets NotImplemented instead of silently acting as a plain GET/PUT.
+KNOWN_SUBRESOURCES = frozenset(
+    {
+        "accelerate",
+        "acl",
+        "analytics",
+        "attributes",
+        "cors",
+        "delete",
+        "encryption",
+        "intelligent-tiering",
+        "inventory",
+        "legal-hold",
+        "lifecycle",
+        "list-type",
+        "location",
+        "logging",
+        "metrics",
+        "notification",
+        "object-lock",
+        "ownershipControls",
+        "partNumber",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "replication",
+        "requestPayment",
+        "restore",
+        "retention",
+        "select",
+        "tagging",
+        "torrent",
+        "uploadId",
+        "uploads",
+        "versioning",
+        "versions",
+        "website",
+    }
+)
+
+# Operation name -> "module:function" under sealstore.s3.handlers. Resolved lazily so a
+# handler module that fails to import degrades to NotImplemented for its operations only.
+OPERATIONS: dict[str, str] = {
+    "ListBuckets": "bucket:list_buckets",
+    "CreateBucket": "bucket:create_bucket",
+    "HeadBucket": "bucket:head_bucket",
+    "DeleteBucket": "bucket:delete_bucket",
+    "GetBucketLocation": "bucket:get_bucket_location",
+    "GetBucketVersioning": "bucket:get_bucket_versioning",
+    "ListObjectsV1": "listing:list_objects_v1",
+    "ListObjectsV2": "listing:list_objects_v2",
+    "PutBucketEncryption": "bucket_encryption:put_bucket_encryption",
+    "GetBucketEncryption": "bucket_encryption:get_bucket_encryption",
+    "DeleteBucketEncryption": "bucket_encryption:delete_bucket_encryption",
+    "DeleteObjects": "delete_objects:delete_objects",
+    "PutObject": "object:put_object",
+    "CopyObject": "object:copy_object",
+    "GetObject": "object:get_object",
+    "HeadObject": "object:head_object",
+    "DeleteObject": "object:delete_object",
+    "CreateMultipartUpload": "multipart:create_multipart_upload",
+    "UploadPart": "multipart:upload_part",
+    "UploadPartCopy": "multipart:upload_part_copy",
+    "CompleteMultipartUpload": "multipart:complete_multipart_upload",
+    "AbortMultipartUpload": "multipart:abort_multipart_upload",
+    "ListParts": "multipart:list_parts",
+    "ListMultipartUploads": "multipart:list_multipart_uploads",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """The operation chosen for a request."""
+
+    op: str
+    bucket: str | None
+    key: str | None
+
+
+def split_path(raw_path: str) -> tuple[str | None, str | None]:
+    """Split a path-style URL path into (bucket, key), percent-decoding each.
+
+    ``/`` -> (None, None); ``/b`` or ``/b/`` -> ("b", None); ``/b/k/x`` -> ("b", "k/x").
+    A key is decoded after splitting so an encoded ``%2F`` in the bucket part cannot shift
+    the split.
+    """
+    path = raw_path.split("?", 1)[0]
+    if not path.startswith("/"):
+        raise S3Error("InvalidURI")
+    rest = path[1:]
+    if not rest:
+        return None, None
+    bucket_raw, sep, key_raw = rest.partition("/")
+    bucket = unquote(bucket_raw, errors="strict")
+    if not sep or key_raw == "":
+        return bucket, None
+    return bucket, unquote(key_raw, errors="surrogateescape")
+
+
+def select_operation(method: str, bucket: str | None, key: str | None, query: object) -> str:
+    """Map method + target + query subresources to an S3 operation name."""
+    q = query  # a MultiDictProxy; only membership is used
+    subs = {name for name in q if name in KNOWN_SUBRESOURCES}  # type: ignore[attr-defined]
+    if bucket is None:
+        if method in ("GET", "HEAD") and not subs:
+            return "ListBuckets"
+        raise S3Error("MethodNotAllowed")
+    if key is None:
+        return _bucket_operation(method, subs)
+    return _object_operation(method, subs)
+
+
+def _bucket_operation(method: str, subs: set[str]) -> str:
+    if method == "GET":
+        for sub, op in (
+            ("location", "GetBucketLocation"),
+            ("encryption", "GetBucketEncryption"),
+            ("uploads", "ListMultipartUploads"),
+            ("versioning", "GetBucketVersioning"),
+        ):
+            if sub in subs:
+                return op if subs == {sub} else _not_implemented(subs)
+        if subs == {"list-type"}:
+            return "ListObjectsV2"
+        if not subs:
+            return "ListObjectsV1"
+    elif method == "PUT":
+        if subs == {"encryption"}:
+            return "PutBucketEncryption"
+        if not subs:
+            return "CreateBucket"
+    elif method == "HEAD":
+        if not subs:
+            return "HeadBucket"
+    elif method == "DELETE":
+        if subs == {"encryption"}:
+            return "DeleteBucketEncryption"
+        if not subs:
+            return "DeleteBucket"
+    elif method == "POST":
+        if subs == {"delete"}:
+            return "DeleteObjects"
+    else:
+        raise S3Error("MethodNotAllowed")
+    return _not_implemented(subs)
+
+
+def _object_operation(method: str, subs: set[str]) -> str:
+    if method == "PUT":
+        if subs == {"partNumber", "uploadId"}:
+            return "UploadPart"
+        if not subs:
+            return "PutObject"
+    elif method == "GET":
+        if subs == {"uploadId"}:
+            return "ListParts"
+        if not subs or subs == {"partNumber"}:
+            return "GetObject"
+    elif method == "HEAD":
+        if not subs or subs == {"partNumber"}:
+            return "HeadObject"
+    elif method == "DELETE":
+        if subs == {"uploadId"}:
+            return "AbortMultipartUpload"
+        if not subs:
+            return "DeleteObject"
+    elif method == "POST":
+        if subs == {"uploads"}:
+            return "CreateMultipartUpload"
+        if subs == {"uploadId"}:
+            return "CompleteMultipartUpload"
+    else:
+        raise S3Error("MethodNotAllowed")
+    return _not_implemented(subs)
+
+
+def _not_implemented(subs: set[str]) -> str:
+    names = ", ".join(sorted(subs)) or "this request"
+    raise S3Error("NotImplemented", f"The requested operation ({names}) is not implemented")
+
+
+_resolved: dict[str, Handler | None] = {}
+
+
+def resolve_handler(op: str) -> Handler:
+    """Import the handler for ``op`` once; missing modules become NotImplemented."""
+    if op not in _resolved:
+        target = OPERATIONS.get(op)
+        fn: Handler | None = None
+        if target is not None:
+            mod_name, func_name = target.split(":")
+            try:
+                mod = importlib.import_module(f"sealstore.s3.handlers.{mod_name}")
+                fn = getattr(mod, func_name, None)
+            except ImportError:
+                fn = None
+        _resolved[op] = fn
+    fn = _resolved[op]
+    if fn is None:
+        raise S3Error("NotImplemented", f"{op} is not implemented by this server")
+    return fn
+
+
+def _lookup_secret(ctx: AppContext) -> Callable[[str], str | None]:
+    user, password = ctx.settings.root_user, ctx.settings.root_password
+
+    def lookup(access_key: str) -> str | None:
+        return password if access_key == user else None
+
+    return lookup
+
+
+def authenticate(request: web.Request, ctx: AppContext) -> object:
+    """Run SigV4 verification for ``request`` (raises S3Error on failure)."""
+    from sealstore.s3 import sigv4
+
+    raw = request.raw_path
+    raw_path, _, raw_query = raw.partition("?")
+    return sigv4.authenticate(
+        request.method,
+        raw_path,
+        raw_query,
+        request.headers,
+        _lookup_secret(ctx),
+        ctx.settings.region,
+        datetime.now(UTC),
+    )
+
+
+def map_exception(exc: BaseException) -> S3Error | None:
+    """Translate a known internal exception into the S3 error clients should see."""
+    from sealstore.crypto.dare import DareError
+    from sealstore.crypto.keys import KeyMismatchError
+    from sealstore.kms import base as kms_base
+    from sealstore.s3.errors import kms_unavailable
+    from sealstore.sse import SSEMetadataError
+    from sealstore.storage import base as st
+
+    if isinstance(exc, S3Error):
+        return exc
+    if isinstance(exc, MalformedXMLError):
+        return S3Error("MalformedXML", str(exc))
+    if isinstance(exc, kms_base.KMSUnavailableError):
+        return kms_unavailable(str(exc) or None)
+    if isinstance(exc, kms_base.KMSKeyNotFoundError):
+        return S3Error("KMS.NotFoundException", str(exc) or None)
+    if isinstance(exc, kms_base.KMSDecryptError | KeyMismatchError):
+        return S3Error(
+            "AccessDenied",
+            "The object's key could not be unsealed with the configured KMS key",
+        )
+    if isinstance(exc, kms_base.KMSError):
+        return S3Error("InternalError", f"KMS error: {exc}")
+    if isinstance(exc, DareError | SSEMetadataError):
+        return S3Error("XMinioObjectTampered")
+    simple: list[tuple[type[BaseException], str]] = [
+        (st.NoSuchBucket, "NoSuchBucket"),
+        (st.NoSuchKey, "NoSuchKey"),
+        (st.BucketAlreadyOwnedByYou, "BucketAlreadyOwnedByYou"),
+        (st.BucketNotEmpty, "BucketNotEmpty"),
+        (st.NoSuchUpload, "NoSuchUpload"),
+        (st.InvalidPart, "InvalidPart"),
+        (st.InvalidPartOrder, "InvalidPartOrder"),
+        (st.EntityTooSmall, "EntityTooSmall"),
+    ]
+    for cls, code in simple:
+        if isinstance(exc, cls):
+            return S3Error(code)
+    if isinstance(exc, st.InvalidBucketName):
+        return S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc.reason}")
+    if isinstance(exc, st.InvalidObjectName):
+        if "at most" in exc.reason:
+            return S3Error("KeyTooLongError")
+        return S3Error("InvalidArgument", f"Object name is invalid: {exc.reason}")
+    return None
+
+
+def _error_response(err: S3Error, resource: str, request_id: str, head: bool) -> web.Response:
+    body = b"" if head else err.to_xml(resource, request_id)
+    resp = web.Response(status=err.status, body=body, content_type="application/xml")
+    for k, v in err.headers.items():
+        resp.headers[k] = v
+    if head:
+        resp.headers["x-minio-error-code"] = err.code
+    return resp
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Entry point for every HTTP request (see module docstring)."""
+    ctx = request.app[APP_CTX_KEY]
+    started = time.perf_counter()
+    request_id = new_request_id()
+    path = request.raw_path.split("?", 1)[0]
+    op = "Unknown"
+    s3req: S3Request | None = None
+    resp: web.StreamResponse
+    try:
+        if path == "/minio" or path.startswith("/minio/"):
+            from sealstore import admin
+
+            op = "Admin"
+            resp = await admin.handle(request, ctx, request_id)
+        else:
+            auth = authenticate(request, ctx)
+            bucket, key = split_path(request.raw_path)
+            op = select_operation(request.method, bucket, key, request.query)
+            handler = resolve_handler(op)
+            s3req = S3Request(
+                http=request,
+                ctx=ctx,
+                bucket=bucket,
+                key=key,
+                query=request.query,
+                auth=auth,
+                request_id=request_id,
+                op=op,
+            )
+            resp = await handler(s3req)
+    except Exception as exc:
+        err = map_exception(exc)
+        if err is None:
+            ctx.logger.error(
+                "unhandled error",
+                extra={"request_id": request_id, "op": op, "error": type(exc).__name__},
+                exc_info=exc,
+            )
+            err = S3Error("InternalError")
+        elif err.status >= 500:
+            ctx.logger.warning(
+                "request failed",
+                extra={"request_id": request_id, "op": op, "code": err.code, "error": str(exc)},
+            )
+        prepared = s3req is not None and getattr(s3req, "prepared", None)
+        if prepared is not None:
+            # Headers (and maybe part of the body) are already sent: the only honest signal
+            # left is to cut the connection so the client sees a short body.
+            if request.transport is not None:
+                request.transport.close()
+            resp = prepared
+        else:
+            resp = _error_response(err, path, request_id, request.method == "HEAD")
+    _finish(ctx, request, resp, op, request_id, path, started, s3req)
+    return resp
+
+
+def _finish(
+    ctx: AppContext,
+    request: web.Request,
+    resp: web.StreamResponse,
+    op: str,
+    request_id: str,
+    path: str,
+    started: float,
+    s3req: S3Request | None,
+) -> None:
+    """Add common headers (if still possible), count and log the request."""
+    if not resp.prepared:
+        resp.headers["x-amz-request-id"] = request_id
+        resp.headers["Server"] = SERVER_NAME
+    duration_ms = (time.perf_counter() - started) * 1000
+    body = getattr(s3req, "_body", None) if s3req is not None else None
+    bytes_in = getattr(body, "size", None) or 0
+    bytes_out = resp.body_length if resp.prepared else len(getattr(resp, "body", b"") or b"")
+    ctx.metrics.record_request(op, resp.status, int(bytes_in or 0), int(bytes_out or 0))
+    ctx.logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "path": path,
+            "op": op,
+            "status": resp.status,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+            "duration_ms": round(duration_ms, 2),
+            "request_id": request_id,
+            "remote": request.remote,
+        },
+    )
+
+
+def create_app(ctx: AppContext) -> web.Application:
+    """Build the aiohttp application for one worker process.
+
+    ``client_max_size`` is irrelevant because bodies are streamed by handlers; it is kept
+    at aiohttp's default so nothing ever calls ``request.read()`` on an object body.
+    """
+    app = web.Application(handler_args={"max_field_size": 65536, "max_line_size": 65536})
+    app[APP_CTX_KEY] = ctx
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+def import_handlers() -> None:
+    """Pre-import every handler module at startup so the first request pays no import cost."""
+    for op in OPERATIONS:
+        try:
+            resolve_handler(op)
+        except S3Error:
+            continue
