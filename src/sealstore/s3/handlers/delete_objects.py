@@ -1,0 +1,181 @@
+"""DeleteObjects (POST /bucket?delete): delete up to 1000 keys in one request.
+
+S3 requires an integrity header on this request (Content-MD5 or a flexible x-amz-checksum-*),
+because a corrupted body could name the wrong keys; the streamed body verifies whichever was
+sent before the handler sees the complete document. Per-key failures are reported inside a 200
+``DeleteResult`` instead of failing the whole request, exactly as S3 does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sealstore.s3.context import S3Request
+from sealstore.s3.errors import S3Error
+from sealstore.s3.xml import (
+    MAX_XML_BODY,
+    MalformedXMLError,
+    child_text,
+    document,
+    local_name,
+    parse,
+    tag,
+    wrap,
+)
+
+__all__ = [
+    "MAX_DELETE_KEYS",
+    "DeleteRequest",
+    "delete_objects",
+    "has_integrity_header",
+    "parse_delete_request",
+    "read_xml_body",
+    "render_delete_result",
+]
+
+MAX_DELETE_KEYS = 1000
+CHECKSUM_HEADERS = (
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+)
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    """The parsed ``<Delete>`` document: keys in request order and the Quiet flag."""
+
+    keys: list[str]
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class DeleteFailure:
+    """One key S3 could not delete, reported as an ``<Error>`` entry."""
+
+    key: str
+    code: str
+    message: str
+
+
+async def read_xml_body(req: S3Request, limit: int = MAX_XML_BODY) -> bytes:
+    """Read a small, verified XML request body into memory, refusing oversized ones.
+
+    Only configuration-sized documents are read this way (all object data is streamed); the
+    limit stops a client from making the server buffer an arbitrary amount of memory.
+    """
+    buf = bytearray()
+    async for chunk in req.body():
+        buf += chunk
+        if len(buf) > limit:
+            raise S3Error("MalformedXML", f"The XML body exceeds the limit of {limit} bytes")
+    if not buf:
+        raise S3Error("MissingRequestBodyError")
+    return bytes(buf)
+
+
+def has_integrity_header(headers: object) -> bool:
+    """True when the request carries Content-MD5 or a flexible checksum (header or trailer).
+
+    ``headers`` is any case-insensitive mapping (aiohttp's CIMultiDictProxy).
+    """
+    get = headers.get  # type: ignore[attr-defined]
+    if get("Content-MD5"):
+        return True
+    if any(get(h) for h in CHECKSUM_HEADERS):
+        return True
+    trailer = (get("x-amz-trailer") or "").lower()
+    return any(h in trailer for h in CHECKSUM_HEADERS)
+
+
+def parse_delete_request(data: bytes) -> DeleteRequest:
+    """Parse ``<Delete><Quiet/><Object><Key/><VersionId/></Object>...</Delete>`` strictly."""
+    root = parse(data, "Delete")
+    keys: list[str] = []
+    quiet = False
+    for el in root:
+        name = local_name(el)
+        if name == "Quiet":
+            text = (el.text or "").strip().lower()
+            if text not in ("true", "false"):
+                raise MalformedXMLError("Quiet must be true or false")
+            quiet = text == "true"
+        elif name == "Object":
+            key = child_text(el, "Key")
+            if key is None:
+                raise MalformedXMLError("Object without Key")
+            for sub in el:
+                if local_name(sub) not in ("Key", "VersionId", "ETag", "LastModifiedTime", "Size"):
+                    raise MalformedXMLError(f"unexpected element {local_name(sub)} in Object")
+            keys.append(key)
+        else:
+            raise MalformedXMLError(f"unexpected element {name} in Delete")
+    if not keys:
+        raise MalformedXMLError("Delete names no Object")
+    if len(keys) > MAX_DELETE_KEYS:
+        raise S3Error(
+            "MalformedXML", f"Delete may name at most {MAX_DELETE_KEYS} objects, got {len(keys)}"
+        )
+    return DeleteRequest(keys=keys, quiet=quiet)
+
+
+def render_delete_result(deleted: list[str], failures: list[DeleteFailure], quiet: bool) -> bytes:
+    """Render ``DeleteResult``; Quiet mode lists only the failures, as S3 does."""
+    parts: list[str] = []
+    if not quiet:
+        parts.extend(wrap("Deleted", tag("Key", k)) for k in deleted)
+    parts.extend(
+        wrap("Error", [tag("Key", f.key), tag("Code", f.code), tag("Message", f.message)])
+        for f in failures
+    )
+    return document("DeleteResult", parts)
+
+
+def _key_problem(key: str) -> DeleteFailure | None:
+    """Reject keys S3 could never have stored, without touching storage."""
+    if not key:
+        return DeleteFailure(key, "InvalidArgument", "Object key must not be empty")
+    if len(key.encode("utf-8", "surrogatepass")) > 1024:
+        return DeleteFailure(key, "KeyTooLongError", "Your key is too long.")
+    if "\x00" in key:
+        return DeleteFailure(key, "InvalidArgument", "Object key must not contain NUL")
+    return None
+
+
+async def delete_objects(req: S3Request) -> web.StreamResponse:
+    """POST /bucket?delete."""
+    bucket = req.bucket
+    if not bucket:
+        raise S3Error("InvalidRequest", "A bucket name is required for this operation")
+    if not has_integrity_header(req.headers):
+        raise S3Error(
+            "InvalidRequest",
+            "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
+        )
+    storage = req.ctx.storage
+    if not await storage.bucket_exists(bucket):
+        raise S3Error("NoSuchBucket", resource=bucket)
+    request = parse_delete_request(await read_xml_body(req))
+    deleted: list[str] = []
+    failures: list[DeleteFailure] = []
+    for key in request.keys:
+        problem = _key_problem(key)
+        if problem is not None:
+            failures.append(problem)
+            continue
+        try:
+            await storage.delete(bucket, key)
+        except S3Error as exc:
+            failures.append(DeleteFailure(key, exc.code, exc.message))
+        except Exception as exc:  # one bad key must not hide the results for the others
+            req.ctx.logger.warning(
+                "delete_objects: key failed", extra={"request_id": req.request_id}, exc_info=exc
+            )
+            failures.append(DeleteFailure(key, "InternalError", "We encountered an internal error"))
+        else:
+            deleted.append(key)
+    return req.xml_response(render_delete_result(deleted, failures, request.quiet))
