@@ -346,4 +346,3 @@ async def decrypt_range(
             yield out
         if remaining:
             raise dare.DareError("stored object is shorter than its metadata says")
-

@@ -9,11 +9,14 @@ can forget authentication, error mapping or logging.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -21,6 +24,9 @@ from aiohttp import web
 from sealstore.s3.context import AppContext, S3Request, new_request_id
 from sealstore.s3.errors import S3Error
 from sealstore.s3.xml import MalformedXMLError
+
+if TYPE_CHECKING:
+    from sealstore.config import Settings
 
 Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
 
@@ -427,3 +433,50 @@ def import_handlers() -> None:
             resolve_handler(op)
         except S3Error:
             continue
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Create the application plus its lifecycle: open storage, start KMS and its monitor.
+
+    Runs inside each worker process (after fork), so SQLite connections and KMS sessions
+    are never shared between processes. ``kms.start()`` never raises because the KMS is
+    down; the server starts, reports not-ready and heals (pitfall P10).
+    """
+    from sealstore.log import get_logger
+
+    ctx = AppContext(settings=settings, storage=None, kms=None, logger=get_logger())
+    app = create_app(ctx)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        from sealstore import admin
+        from sealstore.kms.factory import build_kms
+        from sealstore.storage.fs import FSBackend
+
+        assert settings.data_dir is not None
+        ctx.storage = FSBackend(settings.data_dir)
+        opener = getattr(ctx.storage, "open", None)
+        if opener is not None:
+            await opener()
+        ctx.storage_open = True
+        ctx.kms = build_kms(settings)
+        if ctx.kms is not None:
+            await ctx.kms.start()
+        import_handlers()
+        monitor = admin.start_monitor(ctx)
+        ctx.logger.info("sealstore ready to serve", extra={"pid": os.getpid()})
+        try:
+            yield
+        finally:
+            await admin.stop_monitor(monitor)
+            if ctx.kms is not None:
+                await ctx.kms.close()
+            closer = getattr(ctx.storage, "close", None)
+            if closer is not None:
+                res = closer()
+                if asyncio.iscoroutine(res):
+                    await res
+            ctx.storage_open = False
+            ctx.logger.info("sealstore stopped", extra={"pid": os.getpid()})
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
