@@ -577,8 +577,7 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
         return req.xml_response(render_complete(_location(req, bucket, key), bucket, key, obj.etag))
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/xml"
-    resp.headers.extend(req.response_headers)
-    await resp.prepare(req.http)
+    await req.start_stream(resp)
     await resp.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
     while True:
         done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_EVERY)
