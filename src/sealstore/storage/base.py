@@ -1,0 +1,216 @@
+"""Storage backend contract: the data types, errors and name rules every backend shares.
+
+The S3 layer codes against these types only, so a backend (local disk today, an S3 gateway
+later) can be swapped without touching request handling. Validation helpers live here, not in
+a backend, so the HTTP layer can reject a bad name before it opens a stream.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+MAX_KEY_BYTES = 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3: every part but the last must carry at least 5 MiB
+MAX_PART_NUMBER = 10000
+
+
+@dataclass
+class BucketInfo:
+    """One bucket as listed by ListBuckets."""
+
+    name: str
+    created: float
+
+
+@dataclass
+class PartMeta:
+    """One stored part of a multipart upload (or of a completed multipart object).
+
+    `size` is the client-visible (plaintext) size, `stored_size` the bytes on disk; they differ
+    for encrypted parts. `internal` carries per-part SSE entries the SSE layer needs.
+    """
+
+    number: int
+    etag: str
+    size: int
+    stored_size: int
+    last_modified: float
+    internal: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectMeta:
+    """Everything the index knows about one object.
+
+    `files` is owned by the backend: an opaque locator of the stored data (one entry per
+    stored part, in order). Callers pass metadata from `head`/`commit` back to `read` unchanged;
+    when building a new object they leave it empty.
+    """
+
+    bucket: str
+    key: str
+    size: int = 0
+    stored_size: int = 0
+    etag: str = ""
+    last_modified: float = 0.0
+    content_type: str = "application/octet-stream"
+    user_meta: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    internal: dict[str, str] = field(default_factory=dict)
+    parts: list[PartMeta] = field(default_factory=list)
+    files: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class UploadMeta:
+    """An in-progress multipart upload; `meta` is the template of the final object
+    (user metadata, headers and the sealed object key in `internal`)."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: float
+    meta: ObjectMeta
+
+
+@dataclass
+class ListResult:
+    """One page of a ListObjects answer; `next_marker` is set only when `is_truncated`."""
+
+    objects: list[ObjectMeta]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_marker: str | None
+
+
+class StorageError(Exception):
+    """Base of every storage failure; the S3 layer maps `code` to an S3 error response.
+
+    Each subclass is named after, and carries as `code`, the S3 error code it stands for, so
+    the HTTP layer needs no per-class table.
+    """
+
+    code = "InternalError"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.__name__
+
+
+class NoSuchBucket(StorageError):
+    """The bucket does not exist."""
+
+
+class BucketAlreadyOwnedByYou(StorageError):
+    """CreateBucket on a bucket that already exists (single-tenant server: always ours)."""
+
+
+class BucketNotEmpty(StorageError):
+    """DeleteBucket while objects remain."""
+
+
+class NoSuchKey(StorageError):
+    """The object does not exist (or vanished before its data was opened)."""
+
+
+class NoSuchUpload(StorageError):
+    """The multipart upload id is unknown, completed or aborted."""
+
+
+class InvalidPart(StorageError):
+    """A listed part is missing or its ETag does not match."""
+
+
+class InvalidPartOrder(StorageError):
+    """Part numbers in CompleteMultipartUpload are not strictly ascending."""
+
+
+class EntityTooSmall(StorageError):
+    """A part other than the last is smaller than 5 MiB."""
+
+
+class InvalidArgument(StorageError):
+    """A request argument is out of range (e.g. a part number outside 1..10000)."""
+
+
+class InvalidObjectName(StorageError):
+    """The object key breaks the key rules; `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidBucketName(StorageError):
+    """The bucket name breaks the S3 naming rules; `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
+
+
+def validate_bucket_name(name: str) -> None:
+    """Raise InvalidBucketName unless `name` follows the S3 rules (as MinIO enforces them).
+
+    3-63 characters of lower-case letters, digits, '.' and '-', starting and ending with a
+    letter or digit, no '..', '.-' or '-.', and not shaped like an IPv4 address.
+    """
+    if not 3 <= len(name) <= 63:
+        raise InvalidBucketName("bucket name must be 3 to 63 characters long")
+    if not _BUCKET_CHARS.fullmatch(name):
+        raise InvalidBucketName(
+            "bucket name may contain only lower-case letters, digits, '.' and '-'"
+        )
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        raise InvalidBucketName("bucket name must start and end with a letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        raise InvalidBucketName("bucket name must not contain '..', '.-' or '-.'")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return
+    raise InvalidBucketName("bucket name must not be formatted as an IP address")
+
+
+def encode_key(key: str) -> bytes:
+    """Validate an object key and return its UTF-8 bytes (the form the index sorts by).
+
+    Keys are never file names here, but keys that *look* like path escapes are still refused
+    (as MinIO does) so that no tool that maps keys to paths can be tricked later: '.' or '..'
+    segments, a leading '/', and NUL. Lone surrogates (undecodable bytes) are not UTF-8.
+    """
+    if not isinstance(key, str):
+        raise InvalidObjectName("object key must be a string")
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidObjectName("object key must be valid UTF-8") from None
+    if not raw:
+        raise InvalidObjectName("object key must not be empty")
+    if len(raw) > MAX_KEY_BYTES:
+        raise InvalidObjectName(f"object key must be at most {MAX_KEY_BYTES} bytes of UTF-8")
+    if b"\x00" in raw:
+        raise InvalidObjectName("object key must not contain NUL")
+    if raw.startswith(b"/"):
+        raise InvalidObjectName("object key must not start with '/'")
+    if any(segment in (b".", b"..") for segment in raw.split(b"/")):
+        raise InvalidObjectName("object key must not contain '.' or '..' path segments")
+    return raw
+
+
+def validate_object_key(key: str) -> None:
+    """Raise InvalidObjectName unless `key` is acceptable (see `encode_key`)."""
+    encode_key(key)
+
+
+def normalize_etag(etag: str) -> str:
+    """Strip the optional surrounding quotes and lower-case an ETag for comparison."""
+    etag = etag.strip()
+    if len(etag) >= 2 and etag[0] == etag[-1] == '"':
+        etag = etag[1:-1]
+    return etag.lower()

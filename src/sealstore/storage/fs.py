@@ -1,0 +1,519 @@
+"""FSBackend: durable local-disk storage (SQLite index + random-named data files).
+
+The event loop never touches the disk: every index query and file operation runs on a
+dedicated thread pool, so a slow fsync cannot stall request handling. Crash safety comes from
+the order of operations (see `files.py` and `index.py`): data is fsynced and renamed into
+place before one SQLite transaction publishes it, so a crash leaves the old object or the new
+one; leftovers are swept by `open()`.
+
+Readers open every data file of an object before yielding the first byte; an open descriptor
+keeps the data readable through a concurrent replace or delete. Replaced files are also kept
+for `gc_grace` seconds, so metadata fetched by `head()` just before a replace still reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from sealstore.storage.base import (
+    MAX_PART_NUMBER,
+    MIN_PART_SIZE,
+    BucketInfo,
+    InvalidArgument,
+    ListResult,
+    NoSuchKey,
+    ObjectMeta,
+    PartMeta,
+    StorageError,
+    UploadMeta,
+    encode_key,
+    validate_bucket_name,
+)
+from sealstore.storage.files import (
+    BlobWriter,
+    Layout,
+    SweepReport,
+    open_blobs,
+    sweep,
+    unlink_blobs,
+)
+from sealstore.storage.index import Index
+from sealstore.storage.listing import list_page
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_GC_GRACE_S = 60.0
+_WRITE_BUFFER = 1 << 20  # coalesce small writes so each thread hop moves ~1 MiB
+
+
+class FSBackend:
+    """Storage backend on a local directory; safe to share between processes."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        gc_grace: float = DEFAULT_GC_GRACE_S,
+        threads: int = 8,
+        min_part_size: int = MIN_PART_SIZE,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.layout = Layout(self.data_dir)
+        self.gc_grace = gc_grace
+        self.min_part_size = min_part_size
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._index = Index(self.layout.index)
+        self._next_reap = 0.0
+        self.sweep_report = SweepReport()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise StorageError("storage backend is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _maybe_reap(self) -> None:
+        """Unlink garbage past its grace period; cheap enough to call after every change."""
+        now = time.time()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + min(self.gc_grace / 4, 5.0)
+        while True:
+            ids = self._index.claim_garbage(now - self.gc_grace)
+            unlink_blobs(self.layout, ids)
+            if len(ids) < 1000:
+                break
+
+    def _after_change(self, fn: Callable[..., T], *args: object) -> Callable[[], T]:
+        def run() -> T:
+            result = fn(*args)
+            self._maybe_reap()
+            return result
+
+        return run
+
+    async def _change(self, fn: Callable[..., T], *args: object) -> T:
+        return await self._run(self._after_change(fn, *args))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the layout, make the index, reap expired garbage and sweep leftovers."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._threads, thread_name_prefix="sealstore-storage"
+        )
+        try:
+            await self._run(self._open_blocking)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_blocking(self) -> None:
+        self.layout.create()
+        self._index.initialize()
+        self._next_reap = 0.0
+        self._maybe_reap()
+        self.sweep_report = sweep(
+            self.layout,
+            self._index.known_file_ids,
+            self._index.live_file_ids,
+            self._index.file_known,
+        )
+
+    async def close(self) -> None:
+        """Stop the worker threads and close the index connections."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(executor.shutdown, wait=True)
+        )
+        self._index.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- buckets -----------------------------------------------------------------------
+
+    async def create_bucket(self, name: str) -> None:
+        validate_bucket_name(name)
+        await self._run(self._index.create_bucket, name, time.time())
+
+    async def delete_bucket(self, name: str) -> None:
+        await self._change(self._index.delete_bucket, name, time.time())
+
+    async def bucket_exists(self, name: str) -> bool:
+        return await self._run(self._index.bucket_exists, name)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        return await self._run(self._index.list_buckets)
+
+    async def get_bucket_config(self, bucket: str, kind: str) -> str | None:
+        return await self._run(self._index.get_bucket_config, bucket, kind)
+
+    async def put_bucket_config(self, bucket: str, kind: str, value: str | None) -> None:
+        await self._run(self._index.put_bucket_config, bucket, kind, value)
+
+    # -- objects -----------------------------------------------------------------------
+
+    async def new_writer(self, bucket: str, key: str) -> ObjectWriter:
+        raw = encode_key(key)
+        await self._run(self._index.require_bucket, bucket)
+        blob = await self._run(BlobWriter, self.layout)
+        return ObjectWriter(self, blob, bucket, key, raw)
+
+    async def head(self, bucket: str, key: str) -> ObjectMeta:
+        return await self._run(self._index.head, bucket, encode_key(key))
+
+    def read(
+        self,
+        meta: ObjectMeta,
+        offset: int = 0,
+        length: int | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> AsyncIterator[bytes]:
+        """Stream stored bytes [offset, offset+length) across the object's data files.
+
+        Nothing is opened until the first iteration; then all touched files are opened at
+        once, so the bytes stay those of `meta` even if the object is replaced meanwhile.
+        Raises NoSuchKey if the data vanished before it could be opened.
+        """
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        return self._read(meta, offset, length, chunk_size)
+
+    @staticmethod
+    def _segments(meta: ObjectMeta, offset: int, length: int | None) -> list[tuple[int, int, int]]:
+        """(file index, offset in file, byte count) for the requested stored range."""
+        sizes = [p.stored_size for p in meta.parts] if meta.parts else [meta.stored_size]
+        if len(sizes) != len(meta.files):
+            raise StorageError(
+                f"object {meta.bucket}/{meta.key}: {len(meta.files)} data files for "
+                f"{len(sizes)} parts"
+            )
+        total = sum(sizes)
+        end = total if length is None else min(total, offset + length)
+        out: list[tuple[int, int, int]] = []
+        base = 0
+        for i, size in enumerate(sizes):
+            lo, hi = max(offset, base), min(end, base + size)
+            if lo < hi:
+                out.append((i, lo - base, hi - lo))
+            base += size
+        return out
+
+    async def _read(
+        self, meta: ObjectMeta, offset: int, length: int | None, chunk_size: int
+    ) -> AsyncIterator[bytes]:
+        segments = self._segments(meta, offset, length)
+        if not segments:
+            return
+        wanted = sorted({i for i, _, _ in segments})
+        try:
+            opened = await self._run(open_blobs, self.layout, [meta.files[i] for i in wanted])
+        except FileNotFoundError:
+            raise NoSuchKey(meta.key) from None
+        fds = dict(zip(wanted, opened, strict=True))
+        try:
+            for i, start, count in segments:
+                pos, remaining = start, count
+                while remaining:
+                    data = await self._run(os.pread, fds[i], min(chunk_size, remaining), pos)
+                    if not data:
+                        raise StorageError(
+                            f"object {meta.bucket}/{meta.key}: data file shorter than indexed"
+                        )
+                    pos += len(data)
+                    remaining -= len(data)
+                    yield data
+        finally:
+            for fd in opened:
+                os.close(fd)  # closing a regular file does not block
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._change(self._index.delete_object, bucket, encode_key(key), time.time())
+
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        start_after: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
+    ) -> ListResult:
+        def run() -> ListResult:
+            self._index.require_bucket(bucket)
+            return list_page(
+                functools.partial(self._index.scan_objects, bucket),
+                prefix=prefix,
+                start_after=start_after,
+                delimiter=delimiter,
+                max_keys=max_keys,
+            )
+
+        return await self._run(run)
+
+    # -- multipart ---------------------------------------------------------------------
+
+    async def create_upload(self, bucket: str, key: str, template: ObjectMeta) -> UploadMeta:
+        raw = encode_key(key)
+        now = time.time()
+        template = ObjectMeta(
+            bucket=bucket,
+            key=key,
+            content_type=template.content_type,
+            user_meta=dict(template.user_meta),
+            headers=dict(template.headers),
+            internal=dict(template.internal),
+        )
+        # Time-ordered ids make "key, upload id" order match initiation order.
+        upload_id = f"{time.time_ns():016x}{secrets.token_hex(12)}"
+        upload = UploadMeta(
+            upload_id=upload_id, bucket=bucket, key=key, initiated=now, meta=template
+        )
+        await self._run(self._index.create_upload, upload, raw)
+        return upload
+
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadMeta:
+        return await self._run(self._index.get_upload, bucket, encode_key(key), upload_id)
+
+    async def new_part_writer(self, upload: UploadMeta, part_number: int) -> PartWriter:
+        if not 1 <= part_number <= MAX_PART_NUMBER:
+            raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}")
+        await self._run(
+            self._index.get_upload, upload.bucket, encode_key(upload.key), upload.upload_id
+        )
+        blob = await self._run(BlobWriter, self.layout)
+        return PartWriter(self, blob, upload, part_number)
+
+    async def list_parts(
+        self, upload: UploadMeta, *, marker: int = 0, max_parts: int = 1000
+    ) -> tuple[list[PartMeta], bool]:
+        if max_parts <= 0:
+            return [], False
+        parts = await self._run(self._index.list_parts, upload.upload_id, marker, max_parts + 1)
+        return parts[:max_parts], len(parts) > max_parts
+
+    async def list_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> tuple[list[UploadMeta], bool]:
+        if max_uploads <= 0:
+            await self._run(self._index.require_bucket, bucket)
+            return [], False
+        uploads = await self._run(
+            self._index.list_uploads,
+            bucket,
+            prefix.encode("utf-8"),
+            key_marker.encode("utf-8"),
+            upload_id_marker,
+            max_uploads + 1,
+        )
+        return uploads[:max_uploads], len(uploads) > max_uploads
+
+    async def complete_upload(
+        self, upload: UploadMeta, parts: list[tuple[int, str]], meta: ObjectMeta
+    ) -> ObjectMeta:
+        """Publish the upload as one object referencing its part files (no copy)."""
+        raw = encode_key(upload.key)
+        return await self._change(
+            self._index.complete_upload,
+            upload,
+            list(parts),
+            meta,
+            raw,
+            time.time(),
+            self.min_part_size,
+        )
+
+    async def abort_upload(self, upload: UploadMeta) -> None:
+        await self._change(self._index.abort_upload, upload.upload_id, time.time())
+
+
+class _BlobSession:
+    """Shared write-buffering and abort logic of object and part writers."""
+
+    def __init__(self, backend: FSBackend, blob: BlobWriter) -> None:
+        self._backend = backend
+        self._blob = blob
+        self._buffer = bytearray()
+        self._done = False
+
+    async def write(self, data: bytes) -> None:
+        """Append bytes; small writes are coalesced so each thread hop moves ~1 MiB."""
+        if self._done:
+            raise StorageError("writer already committed or aborted")
+        if not self._buffer and len(data) >= _WRITE_BUFFER:
+            await self._backend._run(self._blob.write, data)
+            return
+        self._buffer += data
+        if len(self._buffer) >= _WRITE_BUFFER:
+            chunk, self._buffer = self._buffer, bytearray()
+            await self._backend._run(self._blob.write, chunk)
+
+    async def _flush_and_finish(self) -> None:
+        if self._buffer:
+            chunk, self._buffer = self._buffer, bytearray()
+            await self._backend._run(self._blob.write, chunk)
+        await self._backend._run(self._blob.finish)
+
+    async def abort(self) -> None:
+        """Throw the data away. Idempotent; a no-op after commit."""
+        if self._done:
+            return
+        self._done = True
+        self._buffer = bytearray()
+        await self._backend._run(self._blob.discard)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            await self.abort()
+
+
+class ObjectWriter(_BlobSession):
+    """Streams one object's stored bytes; `commit` makes it visible atomically."""
+
+    def __init__(
+        self, backend: FSBackend, blob: BlobWriter, bucket: str, key: str, raw: bytes
+    ) -> None:
+        super().__init__(backend, blob)
+        self.bucket = bucket
+        self.key = key
+        self._raw = raw
+
+    @property
+    def written(self) -> int:
+        """Stored bytes accepted so far."""
+        return self._blob.size + len(self._buffer)
+
+    async def commit(self, meta: ObjectMeta) -> ObjectMeta:
+        """fsync + rename + publish; replaces any existing object. Returns the stored meta
+        (with stored_size, last_modified and the data locator filled in)."""
+        if self._done:
+            raise StorageError("writer already committed or aborted")
+        blob, index = self._blob, self._backend._index
+        published = ObjectMeta(
+            bucket=self.bucket,
+            key=self.key,
+            size=meta.size,
+            stored_size=0,
+            etag=meta.etag,
+            last_modified=0.0,
+            content_type=meta.content_type,
+            user_meta=dict(meta.user_meta),
+            headers=dict(meta.headers),
+            internal=dict(meta.internal),
+            parts=[],
+            files=[blob.file_id],
+        )
+
+        def publish() -> None:
+            published.stored_size = blob.size
+            published.last_modified = time.time()
+            blob.publish(
+                functools.partial(
+                    index.publish_object,
+                    published,
+                    self._raw,
+                    blob.file_id,
+                    published.last_modified,
+                )
+            )
+
+        try:
+            await self._flush_and_finish()
+            self._done = True
+            await self._backend._change(publish)
+        except BaseException:
+            self._done = True
+            await self._backend._run(blob.discard)
+            raise
+        return published
+
+
+class PartWriter(_BlobSession):
+    """Streams one part; `commit` registers it, replacing an earlier part with that number."""
+
+    def __init__(
+        self, backend: FSBackend, blob: BlobWriter, upload: UploadMeta, number: int
+    ) -> None:
+        super().__init__(backend, blob)
+        self.upload = upload
+        self.number = number
+
+    @property
+    def written(self) -> int:
+        return self._blob.size + len(self._buffer)
+
+    async def commit(self, etag: str, size: int, internal: dict[str, str]) -> PartMeta:
+        if self._done:
+            raise StorageError("writer already committed or aborted")
+        blob, index = self._blob, self._backend._index
+        part = PartMeta(
+            number=self.number,
+            etag=etag,
+            size=size,
+            stored_size=0,
+            last_modified=0.0,
+            internal=dict(internal),
+        )
+
+        def publish() -> None:
+            part.stored_size = blob.size
+            part.last_modified = time.time()
+            blob.publish(
+                functools.partial(
+                    index.publish_part,
+                    self.upload.upload_id,
+                    part,
+                    blob.file_id,
+                    part.last_modified,
+                )
+            )
+
+        try:
+            await self._flush_and_finish()
+            self._done = True
+            await self._backend._change(publish)
+        except BaseException:
+            self._done = True
+            await self._backend._run(blob.discard)
+            raise
+        return part
