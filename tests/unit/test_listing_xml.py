@@ -416,3 +416,105 @@ def test_render_initiate_and_complete():
     assert (_t(root, "Bucket"), _t(root, "Key"), _t(root, "UploadId")) == ("b", "k", "u")
     root = _xml(mp.render_complete("http://h/b/k", "b", "k", "e-2"))
     assert _t(root, "ETag") == '"e-2"' and _t(root, "Location") == "http://h/b/k"
+
+
+# --------------------------------------------------------------------------- paging vs a model
+
+
+def _model(keys: list[str], prefix: str, delimiter: str, after: str) -> list[tuple[str, bool]]:
+    """Brute-force S3 listing: (name, is_prefix) entries after ``after`` in UTF-8 order."""
+    out: dict[bytes, tuple[str, bool]] = {}
+    for k in keys:
+        if not k.startswith(prefix):
+            continue
+        rest = k[len(prefix) :]
+        if delimiter and delimiter in rest:
+            cp = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+            out[cp.encode()] = (cp, True)
+        else:
+            out[k.encode()] = (k, False)
+    return [v for b, v in sorted(out.items()) if b > after.encode()]
+
+
+def _walk(storage, prefix: str, delimiter: str, max_keys: int, v2: bool):
+    """Page through fetch_page the way a client does (tokens for V2, markers for V1)."""
+    import asyncio
+
+    seen: list[tuple[str, bool]] = []
+    query = {"prefix": prefix, "delimiter": delimiter, "max-keys": str(max_keys)}
+    if v2:
+        query["list-type"] = "2"
+    for _ in range(10_000):
+        params = ls.parse_list_params(query)
+        page = asyncio.run(ls.fetch_page(storage, "bkt", params))
+        assert len(page.contents) + len(page.common_prefixes) <= max_keys
+        rows = [(e.key, False) for e in page.contents] + [(p, True) for p in page.common_prefixes]
+        rows.sort(key=lambda r: r[0].encode())
+        seen.extend(rows)
+        if not page.is_truncated:
+            return seen
+        assert rows, "a truncated page must make progress"
+        if v2:
+            body = ls.render_v2("bkt", params, page, "AK")
+            token = _t(ET.fromstring(body), "NextContinuationToken")
+            query = {**query, "continuation-token": token}
+        else:
+            body = ls.render_v1("bkt", params, page, "AK")
+            root = ET.fromstring(body)
+            nxt = _t(root, "NextMarker")
+            if nxt is None:  # V1 without delimiter: the client continues after the last key
+                nxt = root.findall(NS + "Contents")[-1].find(NS + "Key").text
+            query = {**query, "marker": nxt}
+    raise AssertionError("listing did not terminate")
+
+
+@pytest.fixture(scope="module")
+def filled_storage(tmp_path_factory):
+    import asyncio
+    import random
+
+    from sealstore.storage.fs import FSBackend
+
+    rnd = random.Random(5)
+    alphabet = ["a", "b", "/", "ü", " ", "+", "z", "Ω", "-"]
+    keys = {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 7))) for _ in range(260)}
+    keys = sorted(k for k in keys if not k.startswith("/") and "//" not in k)
+    # Keys with '.'-segments or a leading '/' are refused by storage; keep the valid ones.
+    keys = [k for k in keys if all(seg not in (".", "..") for seg in k.split("/"))]
+    fs = FSBackend(tmp_path_factory.mktemp("data"))
+
+    async def fill() -> None:
+        await fs.open()
+        await fs.create_bucket("bkt")
+        for k in keys:
+            w = await fs.new_writer("bkt", k)
+            await w.write(k.encode())
+            await w.commit(st.ObjectMeta("bkt", k, size=len(k.encode()), etag="0" * 32))
+
+    asyncio.run(fill())
+    yield fs, keys
+    asyncio.run(fs.close())
+
+
+@pytest.mark.parametrize("v2", [True, False])
+@pytest.mark.parametrize("delimiter", ["", "/", "b"])
+@pytest.mark.parametrize("prefix", ["", "a", "a/", "ü"])
+@pytest.mark.parametrize("max_keys", [1, 3, 1000])
+def test_paging_matches_model(filled_storage, v2, delimiter, prefix, max_keys):
+    fs, keys = filled_storage
+    got = _walk(fs, prefix, delimiter, max_keys, v2)
+    assert got == _model(keys, prefix, delimiter, "")
+
+
+def test_start_after_and_max_keys_zero(filled_storage):
+    import asyncio
+
+    fs, keys = filled_storage
+    after = keys[len(keys) // 2]
+    params = ls.parse_list_params({"list-type": "2", "start-after": after, "delimiter": "/"})
+    page = asyncio.run(ls.fetch_page(fs, "bkt", params))
+    rows = [(e.key, False) for e in page.contents] + [(p, True) for p in page.common_prefixes]
+    assert sorted(rows, key=lambda r: r[0].encode()) == _model(keys, "", "/", after)
+    zero = ls.parse_list_params({"list-type": "2", "max-keys": "0"})
+    page = asyncio.run(ls.fetch_page(fs, "bkt", zero))
+    assert page.contents == [] and page.common_prefixes == [] and not page.is_truncated

@@ -313,13 +313,16 @@ def _access_key(req: S3Request) -> str:
     return ak if isinstance(ak, str) and ak else req.ctx.settings.root_user
 
 
-async def _list(req: S3Request, force_v2: bool | None) -> web.StreamResponse:
+async def list_objects(req: S3Request) -> web.StreamResponse:
+    """GET /bucket: ListObjectsV2 when ``list-type=2`` is present, V1 otherwise.
+
+    The query alone decides the version (``list-type=1`` is an explicit V1), so the router
+    may send either operation name here.
+    """
     bucket = req.bucket
     if not bucket:
         raise S3Error("InvalidRequest", "A bucket name is required for this operation")
     params = parse_list_params(req.query)
-    if force_v2 is not None and force_v2 != params.v2:
-        params = parse_list_params({**req.query, "list-type": "2" if force_v2 else "1"})
     storage = req.ctx.storage
     if not await storage.bucket_exists(bucket):
         raise S3Error("NoSuchBucket", resource=bucket)
@@ -328,16 +331,6 @@ async def _list(req: S3Request, force_v2: bool | None) -> web.StreamResponse:
     return req.xml_response(render(bucket, params, page, _access_key(req)))
 
 
-async def list_objects(req: S3Request) -> web.StreamResponse:
-    """GET /bucket: V2 when ``list-type=2`` is present, V1 otherwise."""
-    return await _list(req, None)
-
-
-async def list_objects_v2(req: S3Request) -> web.StreamResponse:
-    """GET /bucket?list-type=2."""
-    return await _list(req, True)
-
-
-async def list_objects_v1(req: S3Request) -> web.StreamResponse:
-    """GET /bucket (ListObjects V1)."""
-    return await _list(req, False)
+# The router names both operations; the query decides the version either way.
+list_objects_v2 = list_objects
+list_objects_v1 = list_objects
