@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,9 @@ META_SSEC_SEALED_KEY = "X-Minio-Internal-Server-Side-Encryption-Sealed-Key"
 META_CONTEXT = "X-Minio-Internal-Server-Side-Encryption-Context"
 META_ENCRYPTED_MULTIPART = "X-Minio-Internal-Encrypted-Multipart"
 META_ACTUAL_SIZE = "X-Minio-Internal-Actual-Size"
+# MinIO keeps the sealed ETag (§4.4) as the object's ETag; our index keeps the client-visible
+# MD5 for listings (no KMS call per listed object), and the sealed form here.
+META_SEALED_ETAG = "X-Sealstore-Internal-Sealed-Etag"
 # Our additions (pitfall P6): which KMS kind sealed the DEK, and our format version, so a
 # later migration or a mis-configured server can say precisely why an object cannot open.
 META_KMS_KIND = "X-Sealstore-Internal-Kms-Kind"
@@ -204,21 +207,22 @@ def plaintext_size(meta: Mapping[str, str], stored_size: int) -> int:
     return dare.decrypted_size(stored_size)
 
 
-# A blocking sink: called from a worker thread with ciphertext to append (e.g. file.write).
-SyncSink = Callable[[bytes], object]
+# An async sink that appends ciphertext (e.g. storage ObjectWriter.write / PartWriter.write).
+Sink = Callable[[bytes], Awaitable[object]]
 
 
 async def encrypt_stream(
     key: bytes,
     source: AsyncIterable[bytes],
-    sink: SyncSink,
+    sink: Sink,
     *,
     batch_size: int = BATCH_SIZE,
 ) -> tuple[int, int]:
     """Encrypt ``source`` as one DARE 2.0 stream into ``sink``; return (plain, stored) sizes.
 
     Plaintext is gathered on the loop into ~``batch_size`` batches; each batch is encrypted
-    *and* written in one worker-thread call, so neither AES nor disk I/O blocks the loop.
+    in a worker thread (AES never runs on the loop) and the ~1 MiB of ciphertext handed to
+    the storage writer, which writes batches that large straight through in its own thread.
     """
     enc = dare.DareEncryptor(key)
     plain = 0
@@ -226,13 +230,11 @@ async def encrypt_stream(
     pending: list[bytes] = []
     pending_len = 0
 
-    def _work(data: bytes, final: bool) -> int:
+    def _encrypt(data: bytes, final: bool) -> bytes:
         out = enc.update(data) if data else b""
         if final:
             out += enc.finalize()
-        if out:
-            sink(out)
-        return len(out)
+        return out
 
     async for chunk in source:
         if not chunk:
@@ -244,8 +246,14 @@ async def encrypt_stream(
             data = b"".join(pending)
             pending.clear()
             pending_len = 0
-            stored += await asyncio.to_thread(_work, data, False)
-    stored += await asyncio.to_thread(_work, b"".join(pending), True)
+            out = await asyncio.to_thread(_encrypt, data, False)
+            if out:
+                stored += len(out)
+                await sink(out)
+    out = await asyncio.to_thread(_encrypt, b"".join(pending), True)
+    if out:
+        stored += len(out)
+        await sink(out)
     return plain, stored
 
 
@@ -253,7 +261,7 @@ async def encrypt_part(
     oek: bytes,
     part_number: int,
     source: AsyncIterable[bytes],
-    sink: SyncSink,
+    sink: Sink,
 ) -> tuple[int, int]:
     """Encrypt one multipart part: its own DARE stream keyed by derive_part_key(OEK, n).
 

@@ -133,8 +133,14 @@ def split_path(raw_path: str) -> tuple[str | None, str | None]:
     return bucket, unquote(key_raw, errors="surrogateescape")
 
 
-def select_operation(method: str, bucket: str | None, key: str | None, query: object) -> str:
-    """Map method + target + query subresources to an S3 operation name."""
+def select_operation(
+    method: str,
+    bucket: str | None,
+    key: str | None,
+    query: object,
+    headers: object = None,
+) -> str:
+    """Map method + target + query subresources (+ copy-source header) to an operation."""
     q = query  # a MultiDictProxy; only membership is used
     subs = {name for name in q if name in KNOWN_SUBRESOURCES}  # type: ignore[attr-defined]
     if bucket is None:
@@ -143,7 +149,13 @@ def select_operation(method: str, bucket: str | None, key: str | None, query: ob
         raise S3Error("MethodNotAllowed")
     if key is None:
         return _bucket_operation(method, subs)
-    return _object_operation(method, subs)
+    op = _object_operation(method, subs)
+    if headers is not None and "x-amz-copy-source" in headers:  # type: ignore[operator]
+        if op == "PutObject":
+            return "CopyObject"
+        if op == "UploadPart":
+            return "UploadPartCopy"
+    return op
 
 
 def _bucket_operation(method: str, subs: set[str]) -> str:
@@ -339,7 +351,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         else:
             auth = authenticate(request, ctx)
             bucket, key = split_path(request.raw_path)
-            op = select_operation(request.method, bucket, key, request.query)
+            op = select_operation(request.method, bucket, key, request.query, request.headers)
             handler = resolve_handler(op)
             s3req = S3Request(
                 http=request,
