@@ -71,6 +71,10 @@ class Layout:
                 made = True
         if made:
             fsync_dir(self.root)
+        # SQLite gives the -wal and -shm files the main file's mode, so creating it 0600 first
+        # keeps the whole index private whatever the umask.
+        if not self.index.exists():
+            os.close(os.open(self.index, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE))
         made = False
         for n in range(256):
             sub = self.blobs / f"{n:02x}"

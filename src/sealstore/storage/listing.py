@@ -19,6 +19,7 @@ from sealstore.storage.index import prefix_end
 Scan = Callable[[bytes, bool, "bytes | None", int], list[ObjectMeta]]
 
 _BATCH = 1000
+_FIRST_BATCH = 8
 
 
 def list_page(
@@ -39,14 +40,17 @@ def list_page(
     # entries: (sort key bytes, object or None for a common prefix)
     entries: list[tuple[bytes, ObjectMeta | None]] = []
     want = max_keys + 1  # one extra entry tells us whether the page is truncated
-    batch = min(want, _BATCH)
+    # With a delimiter, rows right after a seek may all roll up into one common prefix, so
+    # start with small batches and grow them while no prefix shows up.
+    batch = min(want, _FIRST_BATCH if delim else _BATCH)
     exhausted = False
     while len(entries) < want and not exhausted:
         if upper is not None and lower >= upper:
             break
-        rows = scan(lower, inclusive, upper, batch)
-        if len(rows) < batch:
+        rows = scan(lower, inclusive, upper, min(batch, want - len(entries)))
+        if len(rows) < min(batch, want - len(entries)):
             exhausted = True
+        batch = min(batch * 4, _BATCH)
         for meta in rows:
             key = meta.key.encode("utf-8")
             cut = key.find(delim, len(p)) if delim else -1
@@ -60,6 +64,7 @@ def list_page(
                 else:
                     lower, inclusive = following, True
                     exhausted = False  # rows past the prefix were not fetched yet
+                    batch = _FIRST_BATCH
                 break
             entries.append((key, meta))
             lower, inclusive = key, False
