@@ -1,0 +1,201 @@
+"""sealstore benchmark: PUT/GET throughput with no encryption, SSE-S3 (master key) and SSE-S3
+(OpenBao transit), for 4 KiB, 1 MiB and 64 MiB objects, next to the single-core AES-256-GCM
+ceiling and the DARE rate measured in the same run. Prints a Markdown table.
+
+Everything runs on 127.0.0.1: a real OpenBao (``bao server -dev``, AppRole + transit as in the
+MinIO KMS quickstart), one real ``sealstore server`` per configuration (one worker, pinned to
+its own core), wrk (C) for small objects and a streaming Python client for 64 MiB objects
+(pinned to the other core). Every process started is stopped before exit.
+
+    python bench/run.py [--seconds 3] [--output FILE] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+try:
+    import sealstore  # noqa: F401
+except ImportError:
+    sys.path.insert(1, os.path.join(REPO, "src"))
+
+import bao_launcher  # noqa: E402
+import crypto_rates  # noqa: E402
+import loadgen  # noqa: E402
+import procs  # noqa: E402
+import sealstore_proc  # noqa: E402
+
+CONFIGS = [
+    ("none", "plain", "no encryption"),
+    ("sse-master-key", "master-key", "SSE-S3, master key"),
+    ("sse-openbao", "vault", "SSE-S3, OpenBao transit"),
+]
+SIZES = [
+    ("4 KiB", 4 << 10, "wrk", 16, 256),
+    ("1 MiB", 1 << 20, "wrk", 4, 32),
+    ("64 MiB", 64 << 20, "large", 1, 1),
+]
+BUCKET = "bench"
+
+
+def _cpu_split() -> tuple[str | None, str | None]:
+    """Server on core 0, load generator on core 1, when there are two cores or more."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return "0", "1"
+    return None, None
+
+
+def measure_config(server, seconds: float, workdir: str, client_cpus: str | None) -> dict:
+    status = loadgen.request(server, "PUT", BUCKET)
+    if status != 200:
+        raise RuntimeError(f"{server.name}: CreateBucket answered HTTP {status}")
+    cells: dict = {}
+    for label, size, tool, conns, nkeys in SIZES:
+        keys = [f"obj-{size}-{i}" for i in range(nkeys)]
+        if tool == "wrk":
+            put = loadgen.run_wrk(
+                server, "PUT", BUCKET, keys, size, workdir, seconds, conns, client_cpus
+            )
+            body = os.urandom(size)
+            for key in keys:  # every GET target must exist, whatever wrk's PUT rotation hit
+                st = loadgen.request(server, "PUT", BUCKET, key, body)
+                if st != 200:
+                    raise RuntimeError(f"{server.name}: seeding {key} answered HTTP {st}")
+            get = loadgen.run_wrk(
+                server, "GET", BUCKET, keys, size, workdir, seconds, conns, client_cpus
+            )
+        else:
+            put = loadgen.run_large(server, "PUT", BUCKET, keys[0], size, seconds)
+            get = loadgen.run_large(server, "GET", BUCKET, keys[0], size, seconds)
+        cells[label] = {"PUT": put, "GET": get}
+        print(
+            f"  {server.name:15} {label:>6}  PUT {put.mib_per_s:8.1f} MiB/s {put.ops_per_s:8.1f}"
+            f" ops/s   GET {get.mib_per_s:8.1f} MiB/s {get.ops_per_s:8.1f} ops/s"
+            f"   errors {put.errors + get.errors}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return cells
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x" if base else "n/a"
+
+
+def render(results: dict, aes: float, dare_enc: float, dare_dec: float, meta: dict) -> str:
+    lines = [
+        "| configuration | size | PUT MiB/s | PUT ops/s | GET MiB/s | GET ops/s | "
+        "PUT vs none | GET vs none | client |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, _kind, title in CONFIGS:
+        for label, *_ in SIZES:
+            cell = results[name][label]
+            base = results["none"][label]
+            put, get = cell["PUT"], cell["GET"]
+            lines.append(
+                f"| {title} | {label} | {put.mib_per_s:.1f} | {put.ops_per_s:.0f} | "
+                f"{get.mib_per_s:.1f} | {get.ops_per_s:.0f} | "
+                f"{_ratio(put.mib_per_s, base['PUT'].mib_per_s)} | "
+                f"{_ratio(get.mib_per_s, base['GET'].mib_per_s)} | {put.tool} |"
+            )
+    lines += [
+        "",
+        "| single-core crypto (same run) | MiB/s |",
+        "|---|---:|",
+        f"| AES-256-GCM ceiling (cryptography, 64 KiB packages) | {aes:.0f} |",
+        f"| DARE 2.0 encrypt (sealstore.crypto.dare) | {dare_enc:.0f} |",
+        f"| DARE 2.0 decrypt (sealstore.crypto.dare) | {dare_dec:.0f} |",
+        "",
+        f"Host: {meta['cpu']}, {meta['cores']} cores, Python {meta['python']}; server pinned to "
+        f"CPU {meta['server_cpus']}, load generator to CPU {meta['client_cpus']}; "
+        f"{meta['seconds']:.0f} s per cell; one server worker; SSE via MINIO_SSE_AUTO_ENCRYPTION; "
+        f"total {meta['elapsed']:.0f} s.",
+    ]
+    errors = sum(c[op].errors for cfg in results.values() for c in cfg.values() for op in c)
+    if errors:
+        lines.append(f"Requests that failed during the run: {errors} (excluded from the rates).")
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each cell")
+    parser.add_argument("--output", help="also write the Markdown table to this file")
+    parser.add_argument("--json", help="write raw numbers as JSON to this file")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("bench: wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+    server_cpus, client_cpus = _cpu_split()
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="sealstore-bench-")
+    results: dict = {}
+    try:
+        print("bench: crypto ceilings", file=sys.stderr, flush=True)
+        aes = crypto_rates.aes_gcm_ceiling()
+        dare_enc, dare_dec = crypto_rates.dare_rates()
+        print("bench: starting OpenBao", file=sys.stderr, flush=True)
+        bao = bao_launcher.start(workdir, client_cpus)
+        for name, kind, _title in CONFIGS:
+            print(f"bench: {name}", file=sys.stderr, flush=True)
+            server = sealstore_proc.start(name, kind, workdir, server_cpus, bao)
+            try:
+                results[name] = measure_config(server, args.seconds, workdir, client_cpus)
+            finally:
+                procs.stop(server.proc)
+                shutil.rmtree(os.path.join(workdir, f"data-{name}"), ignore_errors=True)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+    meta = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "server_cpus": server_cpus or "any",
+        "client_cpus": client_cpus or "any",
+        "seconds": args.seconds,
+        "elapsed": time.monotonic() - started,
+    }
+    table = render(results, aes, dare_enc, dare_dec, meta)
+    print(table)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(table + "\n")
+    if args.json:
+        raw = {
+            "meta": meta,
+            "crypto": {"aes_gcm": aes, "dare_encrypt": dare_enc, "dare_decrypt": dare_dec},
+            "cells": {
+                cfg: {size: {op: vars(c) for op, c in ops.items()} for size, ops in cells.items()}
+                for cfg, cells in results.items()
+            },
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(raw, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
