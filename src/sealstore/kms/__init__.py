@@ -1,0 +1,5 @@
+"""Key management back-ends: HashiCorp Vault/OpenBao transit and the legacy static master key.
+
+Every back-end implements :class:`sealstore.kms.base.KMS`; ``build_kms`` in ``factory`` picks one
+from plain configuration values.
+"""
