@@ -24,12 +24,13 @@ from typing import Any
 from aiohttp import web
 
 from sealstore import sse
-from sealstore.crypto import dare, keys
 from sealstore.s3.context import S3Request, iso8601
-from sealstore.s3.errors import S3Error, kms_not_configured
-from sealstore.s3.handlers.bucket_encryption import CONFIG_KIND, default_sse_algorithm
+from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.delete_objects import read_xml_body
 from sealstore.s3.handlers.listing import owner_xml, s3_url_encode
+from sealstore.s3.handlers.object import _new_key as new_key
+from sealstore.s3.handlers.object import _open_key as open_key
+from sealstore.s3.handlers.object import decide_sse
 from sealstore.s3.xml import MalformedXMLError, child_text, document, local_name, parse, tag, wrap
 from sealstore.storage import base as st
 
@@ -61,8 +62,6 @@ STORED_HEADERS = (
 # handler commit to a 200 and keep the connection alive with whitespace, as S3 does.
 KEEPALIVE_AFTER = 2.0
 KEEPALIVE_EVERY = 5.0
-# Plaintext gathered per worker-thread hop when encrypting a part.
-ENCRYPT_BATCH = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -333,46 +332,13 @@ def storage_errors(resource: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- SSE decision
 
 
-def _request_wants_sse(req: S3Request) -> str | None:
-    """SSE algorithm the request headers ask for, validating them as S3 does."""
+def _reject_ssec(req: S3Request) -> None:
+    """SSE-C is not offered; say so clearly instead of storing the object unencrypted."""
     for name in sse.SSEC_HEADERS:
         if req.header(name) is not None:
             raise S3Error(
                 "NotImplemented", "SSE-C (customer-provided keys) is not supported by this server"
             )
-    value = req.header(sse.SSE_HEADER)
-    if value is None:
-        if req.header(sse.SSE_KMS_KEY_ID_HEADER) is not None:
-            return sse.SSE_KMS
-        return None
-    if value == sse.SSE_AES256:
-        return sse.SSE_AES256
-    if value == sse.SSE_KMS:
-        return sse.SSE_KMS
-    raise S3Error("InvalidEncryptionAlgorithmError", resource=req.http.path)
-
-
-async def choose_sse(req: S3Request, bucket: str) -> str | None:
-    """Request header, else auto-encryption, else the bucket default (MinIO's precedence)."""
-    wanted = _request_wants_sse(req)
-    if wanted is None and req.ctx.settings.auto_encryption:
-        wanted = sse.SSE_AES256
-    if wanted is None:
-        with storage_errors(bucket):
-            wanted = default_sse_algorithm(
-                await req.ctx.storage.get_bucket_config(bucket, CONFIG_KIND)
-            )
-    if wanted is None:
-        return None
-    if req.ctx.kms is None:
-        raise kms_not_configured()
-    if wanted == sse.SSE_KMS:
-        # A bucket default of aws:kms is honoured as SSE-S3 under the configured KMS key only
-        # when the request itself did not ask for SSE-KMS explicitly.
-        if req.header(sse.SSE_HEADER) == sse.SSE_KMS or req.header(sse.SSE_KMS_KEY_ID_HEADER):
-            raise S3Error("NotImplemented", "SSE-KMS is not supported yet; use SSE-S3 (AES256)")
-        wanted = sse.SSE_AES256
-    return wanted
 
 
 def _is_encrypted_upload(upload: st.UploadMeta) -> bool:
@@ -411,11 +377,12 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
         st.validate_object_key(key)
         if not await storage.bucket_exists(bucket):
             raise S3Error("NoSuchBucket", resource=bucket)
-    algorithm = await choose_sse(req, bucket)
+    _reject_ssec(req)
+    # Same precedence as PutObject (header, auto-encryption, bucket default), same errors.
+    encrypted = await decide_sse(req, bucket)
     internal: dict[str, str] = {}
-    if algorithm is not None:
-        assert req.ctx.kms is not None
-        _oek, internal = await sse.new_object_key(req.ctx.kms, bucket, key)
+    if encrypted:
+        _oek, internal = await new_key(req, bucket, key)
         internal[sse.META_ENCRYPTED_MULTIPART] = ""
     headers = {h: v for h in STORED_HEADERS if (v := req.header(h)) is not None}
     template = st.ObjectMeta(
@@ -428,44 +395,9 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     )
     with storage_errors(f"/{bucket}/{key}"):
         upload = await storage.create_upload(bucket, key, template)
-    if algorithm is not None:
+    if encrypted:
         req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
     return req.xml_response(render_initiate(bucket, key, upload.upload_id))
-
-
-async def _encrypt_into(writer: Any, key: bytes, source: AsyncIterable[bytes]) -> int:
-    """Stream ``source`` through a fresh DARE encryptor (random nonce) into a part writer.
-
-    AES runs in a worker thread per ~1 MiB batch; the writer does its own thread hop for disk
-    I/O. Returns the number of ciphertext bytes written.
-    """
-    enc = dare.DareEncryptor(key)
-    stored = 0
-    pending: list[bytes] = []
-    pending_len = 0
-
-    def _work(data: bytes, final: bool) -> bytes:
-        out = enc.update(data) if data else b""
-        return out + enc.finalize() if final else out
-
-    async for chunk in source:
-        if not chunk:
-            continue
-        pending.append(chunk)
-        pending_len += len(chunk)
-        if pending_len >= ENCRYPT_BATCH:
-            data = b"".join(pending)
-            pending.clear()
-            pending_len = 0
-            out = await asyncio.to_thread(_work, data, False)
-            if out:
-                await writer.write(out)
-                stored += len(out)
-    out = await asyncio.to_thread(_work, b"".join(pending), True)
-    if out:
-        await writer.write(out)
-        stored += len(out)
-    return stored
 
 
 async def _copy_into(writer: Any, source: AsyncIterable[bytes]) -> None:
@@ -496,28 +428,22 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     number = parse_part_number(req.query.get("partNumber"))
     if req.header("x-amz-copy-source") is not None:
         return await upload_part_copy(req)
-    for name in sse.SSEC_HEADERS:
-        if req.header(name) is not None:
-            raise S3Error(
-                "NotImplemented", "SSE-C (customer-provided keys) is not supported by this server"
-            )
+    _reject_ssec(req)
     _check_content_length(req)
     upload = await _get_upload(req, bucket, key)
     encrypted = _is_encrypted_upload(upload)
-    part_key: bytes | None = None
+    oek: bytes | None = None
     if encrypted:
-        if req.ctx.kms is None:
-            raise kms_not_configured()
-        oek = await sse.open_object_key(req.ctx.kms, upload.meta.internal, bucket, key)
-        part_key = keys.derive_part_key(oek, number)
+        oek = await open_key(req, upload.meta)
     body = req.body()
     storage = req.ctx.storage
     with storage_errors(f"/{bucket}/{key}"):
         writer = await storage.new_part_writer(upload, number)
         try:
             source = _bounded(body, MAX_PART_SIZE)
-            if part_key is not None:
-                await _encrypt_into(writer, part_key, source)
+            if oek is not None:
+                # Own DARE stream per part: key HMAC(OEK, n), random nonce, seq from 0.
+                await sse.encrypt_part(oek, number, source, writer.write)
             else:
                 await _copy_into(writer, source)
             part = await writer.commit(body.md5_hex, body.size, {})
