@@ -146,9 +146,9 @@ class S3Request:
         the iteration ends.
         """
         if self._body is None:
-            from sealstore.s3.body import open_body
+            from sealstore.s3.body import RequestBody
 
-            self._body = open_body(self.http, self.auth)
+            self._body = RequestBody(self.http.content, self.auth, self.http.headers)
         return self._body
 
     def user_metadata(self) -> dict[str, str]:

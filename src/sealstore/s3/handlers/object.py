@@ -193,7 +193,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
             async for chunk in body:
                 plain_size += len(chunk)
                 await writer.write(chunk)
-        md5_hex = body.md5_hex
+        md5_hex = body.md5_hex or hashlib.md5(b"", usedforsecurity=False).hexdigest()
         if expected_md5 is not None and md5_hex != expected_md5:
             raise S3Error("BadDigest")
         if oek is not None:
@@ -212,6 +212,8 @@ async def put_object(req: S3Request) -> web.StreamResponse:
         await writer.commit(meta)
     resp = req.make_response(200)
     resp.headers["ETag"] = f'"{md5_hex}"'
+    for name, value in (body.checksums or {}).items():
+        resp.headers[name] = value
     _sse_headers(resp, encrypted)
     return resp
 
