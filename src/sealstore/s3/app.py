@@ -378,7 +378,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 "request failed",
                 extra={"request_id": request_id, "op": op, "code": err.code, "error": str(exc)},
             )
-        prepared = s3req is not None and getattr(s3req, "prepared", None)
+        prepared = s3req.prepared if s3req is not None else None
         if prepared is not None:
             # Headers (and maybe part of the body) are already sent: the only honest signal
             # left is to cut the connection so the client sees a short body.
