@@ -22,6 +22,8 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
+from aiohttp.http_exceptions import LineTooLong
+
 from .errors import S3Error
 from .sigv4 import EMPTY_SHA256, AuthResult, PayloadMode
 
@@ -38,6 +40,7 @@ MAX_TRAILERS = 16
 DEFAULT_READ_SIZE = 1 << 20
 TRAILER_SIGNATURE = "x-amz-trailer-signature"
 
+_LINE_ERRORS = (ValueError, LineTooLong)
 _HEX_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
 _SIG = re.compile(rb"[0-9a-f]{64}")
 _TRAILER_NAME = re.compile(r"[a-z0-9-]+")
@@ -129,7 +132,7 @@ class AwsChunkedDecoder:
     async def _readline(self, what: str) -> bytes:
         try:
             line = await self._stream.readline()
-        except ValueError:  # aiohttp: line longer than the reader's limit
+        except _LINE_ERRORS:  # line longer than the reader's buffer limit
             raise _malformed(f"{what} line too long") from None
         if not line:
             raise _incomplete(f"missing {what}")
@@ -236,7 +239,7 @@ class AwsChunkedDecoder:
         while True:
             try:
                 line = await self._stream.readline()
-            except ValueError:
+            except _LINE_ERRORS:
                 raise S3Error("MalformedTrailerError") from None
             if not line or line in (b"\r\n", b"\n"):
                 break  # blank line ends the trailers; EOF is tolerated the same way
