@@ -31,6 +31,7 @@ from sealstore.storage import (
     NoSuchUpload,
     ObjectMeta,
     StorageError,
+    StorageFull,
 )
 from sealstore.storage.index import Index
 from sealstore.storage.listing import list_page
@@ -832,3 +833,44 @@ def test_list_uploads_and_bucket_delete(tmp_path: Path) -> None:
         assert (await b.list_uploads(BUCKET))[0] == []
 
     run(tmp_path, body, gc_grace=0)
+
+
+# ------------------------------------------------------------------ disk full
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path):
+    """A 4 MiB tmpfs (needs root and mount rights; skipped where the kernel refuses)."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_disk_full_is_storage_full_and_publishes_nothing(tiny_fs: Path) -> None:
+    async def body(b: FSBackend) -> None:
+        await put(b, "small", b"fits")
+        with pytest.raises(StorageFull) as err:
+            await put(b, "big", os.urandom(8 << 20))
+        assert err.value.code == "XMinioStorageFull"
+        with pytest.raises(NoSuchKey):
+            await b.head(BUCKET, "big")
+        assert tmp_files(tiny_fs) == []
+        # space came back: the store keeps working
+        await put(b, "small", b"still fits")
+        assert await read_all(b, await b.head(BUCKET, "small")) == b"still fits"
+
+    run(tiny_fs, body, gc_grace=0)

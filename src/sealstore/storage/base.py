@@ -131,6 +131,14 @@ class EntityTooSmall(StorageError):
     """A part other than the last is smaller than 5 MiB."""
 
 
+class StorageFull(StorageError):
+    """The data directory's filesystem is out of space or quota (MinIO: XMinioStorageFull,
+    HTTP 507). Nothing was published."""
+
+
+StorageFull.code = "XMinioStorageFull"
+
+
 class InvalidArgument(StorageError):
     """A request argument is out of range (e.g. a part number outside 1..10000)."""
 

@@ -12,14 +12,17 @@ because the kernel drops flocks with the process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sealstore.storage.base import StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,20 @@ class Layout:
             fsync_dir(self.blobs)
 
 
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+@contextlib.contextmanager
+def _disk_full_as_storage_full() -> Iterator[None]:
+    """Turn "no space"/"quota" OS errors into StorageFull so clients get a precise error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FULL_ERRNOS:
+            raise StorageFull(f"data directory is full: {exc.strerror}") from exc
+        raise
+
+
 def new_file_id() -> str:
     """128 random bits as hex: unguessable, never reused, spread over 256 directories."""
     return secrets.token_hex(16)
@@ -127,7 +144,7 @@ class BlobWriter:
         return self._fd
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        with self._lock:
+        with self._lock, _disk_full_as_storage_full():
             fd = self._require_fd()
             view = memoryview(data)
             while view:
@@ -141,7 +158,7 @@ class BlobWriter:
         After this the file is durable but still invisible (not in the index) and still
         locked, so a sweep leaves it alone until `release` follows the publish.
         """
-        with self._lock:
+        with self._lock, _disk_full_as_storage_full():
             fd = self._require_fd()
             os.fsync(fd)
             final = self._layout.blob(self.file_id)

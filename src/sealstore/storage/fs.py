@@ -179,9 +179,13 @@ class FSBackend:
 
     async def new_writer(self, bucket: str, key: str) -> ObjectWriter:
         raw = encode_key(key)
-        await self._run(self._index.require_bucket, bucket)
-        blob = await self._run(BlobWriter, self.layout)
+        blob = await self._run(self._new_blob, bucket)
         return ObjectWriter(self, blob, bucket, key, raw)
+
+    def _new_blob(self, bucket: str) -> BlobWriter:
+        """Check the bucket and create the temp file in one thread hop."""
+        self._index.require_bucket(bucket)
+        return BlobWriter(self.layout)
 
     async def head(self, bucket: str, key: str) -> ObjectMeta:
         return await self._run(self._index.head, bucket, encode_key(key))
@@ -304,11 +308,13 @@ class FSBackend:
     async def new_part_writer(self, upload: UploadMeta, part_number: int) -> PartWriter:
         if not 1 <= part_number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}")
-        await self._run(
-            self._index.get_upload, upload.bucket, encode_key(upload.key), upload.upload_id
-        )
-        blob = await self._run(BlobWriter, self.layout)
-        return PartWriter(self, blob, upload, part_number)
+        raw = encode_key(upload.key)
+
+        def new_blob() -> BlobWriter:
+            self._index.get_upload(upload.bucket, raw, upload.upload_id)
+            return BlobWriter(self.layout)
+
+        return PartWriter(self, await self._run(new_blob), upload, part_number)
 
     async def list_parts(
         self, upload: UploadMeta, *, marker: int = 0, max_parts: int = 1000
