@@ -181,9 +181,9 @@ class VaultKMS:
     # ----------------------------------------------------------------------------- HTTP
 
     async def _call(
-        self, path: str, body: dict[str, Any] | None, token: str | None
+        self, path: str, body: dict[str, Any] | None, token: str | None, method: str = "POST"
     ) -> tuple[int, dict[str, Any]]:
-        """POST to ``/v1/<path>``; network failures become :class:`KMSUnavailableError`."""
+        """Request ``/v1/<path>``; network failures become :class:`KMSUnavailableError`."""
         session = self._ensure_runtime()
         headers = {}
         if self.namespace:
@@ -192,7 +192,8 @@ class VaultKMS:
             headers["X-Vault-Token"] = token
         url = f"{self.endpoint}/v1/{path}"
         try:
-            async with session.post(url, json=body or {}, headers=headers) as resp:
+            payload = body if method == "POST" else None
+            async with session.request(method, url, json=payload, headers=headers) as resp:
                 raw = await resp.read()
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -220,7 +221,8 @@ class VaultKMS:
     def _errors(data: dict[str, Any]) -> str:
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
-            return "; ".join(str(e) for e in errors)[:500]
+            text = " ".join("; ".join(str(e) for e in errors).split())
+            return text.replace("1 error occurred: * ", "")[:500]
         return "no error detail"
 
     # ----------------------------------------------------------------------------- tokens
@@ -366,14 +368,14 @@ class VaultKMS:
         path = f"{self._transit_mount}/{op}/{quote(key_id, safe='')}"
         token = await self._ensure_token()
         status, data = await self._call(path, body, token=token)
-        if status == 403:
+        if status == 403 and not await self._token_valid(token):
             token = await self._relogin(token)
             status, data = await self._call(path, body, token=token)
-            if status == 403:
-                raise KMSError(
-                    f"Vault denied {op} on key {key_id!r} (HTTP 403): {self._errors(data)}; "
-                    "check the AppRole policy"
-                )
+        if status == 403:
+            raise KMSError(
+                f"Vault denied {op} on key {key_id!r} (HTTP 403): {self._errors(data)}; "
+                "check the AppRole policy"
+            )
         if 200 <= status < 300:
             result = data.get("data")
             if not isinstance(result, dict):
@@ -386,6 +388,15 @@ class VaultKMS:
         if op == "decrypt" and status == 400:
             raise KMSDecryptError(f"Vault cannot decrypt the data key with {key_id!r}: {detail}")
         raise KMSError(f"Vault {op} on key {key_id!r} failed (HTTP {status}): {detail}")
+
+    async def _token_valid(self, token: str) -> bool:
+        """After a 403: is the token itself still good (so the policy denied the path)?
+
+        Checking with ``lookup-self`` (allowed by Vault's default policy) avoids logging in again
+        for every request that names a key outside the policy, which would churn tokens.
+        """
+        status, _ = await self._call("auth/token/lookup-self", None, token=token, method="GET")
+        return status == 200
 
     async def generate_key(self, key_id: str, context: dict[str, str]) -> DataKey:
         """New 256-bit data key from ``transit/datakey/plaintext/<key>`` bound to ``context``."""
