@@ -24,6 +24,7 @@ from sealstore.s3.xml import (
     tag,
     wrap,
 )
+from sealstore.storage import base as st
 
 __all__ = [
     "MAX_DELETE_KEYS",
@@ -136,13 +137,13 @@ def render_delete_result(deleted: list[str], failures: list[DeleteFailure], quie
 
 
 def _key_problem(key: str) -> DeleteFailure | None:
-    """Reject keys S3 could never have stored, without touching storage."""
-    if not key:
-        return DeleteFailure(key, "InvalidArgument", "Object key must not be empty")
-    if len(key.encode("utf-8", "surrogatepass")) > 1024:
-        return DeleteFailure(key, "KeyTooLongError", "Your key is too long.")
-    if "\x00" in key:
-        return DeleteFailure(key, "InvalidArgument", "Object key must not contain NUL")
+    """Reject keys storage could never hold, per key, without touching the index."""
+    try:
+        st.validate_object_key(key)
+    except st.InvalidObjectName as exc:
+        if len(key.encode("utf-8", "surrogatepass")) > st.MAX_KEY_BYTES:
+            return DeleteFailure(key, "KeyTooLongError", "Your key is too long.")
+        return DeleteFailure(key, "InvalidArgument", f"Object name is invalid: {exc.reason}")
     return None
 
 

@@ -1,0 +1,616 @@
+"""Multipart uploads, listing, DeleteObjects and bucket default encryption against a real
+sealstore process (master-key KMS here; OpenBao-backed variants at the end), driven by boto3.
+
+Every encrypted round trip checks sha256 equality, the SSE response header, and that no
+16-byte run of the plaintext exists anywhere in the data directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+import requests
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from sealstore import sse
+from sealstore.client_scan import scan_dir
+from sealstore.crypto import dare
+from tests.integration.server import (
+    REGION,
+    ROOT_PASSWORD,
+    ROOT_USER,
+    ServerProcess,
+    base_env,
+)
+
+MASTER_KEY = "mp-test-key:" + hashlib.sha256(b"multipart listing master").hexdigest()
+MiB = 1024 * 1024
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+MP_CONFIG = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+
+
+def content(size: int, seed: str) -> bytes:
+    """Deterministic bytes in which every 16-byte window is distinctive (for at-rest scans)."""
+    out = bytearray()
+    block = hashlib.sha256(seed.encode()).digest()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(block + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def code_of(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def assert_ciphertext_at_rest(data_dir: Path, plain: bytes) -> None:
+    result = scan_dir(str(data_dir), lambda off, n: plain[off : off + n], len(plain))
+    assert result.files > 0
+    assert result.ok, f"plaintext found at rest: {result.leaks[:3]} {result.unreadable[:3]}"
+
+
+def start_server(root: Path, **env: str) -> ServerProcess:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    srv = ServerProcess(root / "data", base_env(**env), root / "server.log").start()
+    srv.wait_ready()
+    return srv
+
+
+def stop_and_check_log(srv: ServerProcess, *secrets: str) -> None:
+    srv.stop()
+    log = srv.log_text()
+    for secret in (ROOT_PASSWORD, *secrets):
+        assert secret not in log
+
+
+@pytest.fixture(scope="module")
+def mk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = start_server(tmp_path_factory.mktemp("mpl"), MINIO_SSE_MASTER_KEY=MASTER_KEY)
+    yield srv
+    stop_and_check_log(srv, MASTER_KEY, MASTER_KEY.split(":")[1])
+
+
+@pytest.fixture(scope="module")
+def s3(mk_server: ServerProcess):
+    return mk_server.client()
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"mp-{os.urandom(4).hex()}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def signed_request(
+    srv: ServerProcess, method: str, path: str, body: bytes = b"", headers: dict | None = None
+) -> requests.Response:
+    """A SigV4-signed raw request (for cases SDKs refuse to send, e.g. no Content-MD5)."""
+    url = srv.endpoint + path
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    req.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+    S3SigV4Auth(Credentials(ROOT_USER, ROOT_PASSWORD), "s3", REGION).add_auth(req)
+    prepared = req.prepare()
+    return requests.request(method, url, data=body, headers=dict(prepared.headers), timeout=30)
+
+
+def error_code(resp: requests.Response) -> str:
+    return ET.fromstring(resp.content).findtext("Code") or ""
+
+
+# =========================================================================== multipart
+
+
+def multipart_roundtrip(s3, srv: ServerProcess, bucket: str, tmp_path: Path, **extra) -> bytes:
+    """Upload a 12 MiB+ object in 5 MiB parts with boto3 and verify it end to end."""
+    size = 12 * MiB + 4321
+    data = content(size, f"{bucket}-mp")
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    s3.upload_file(str(src), bucket, "dir/big.bin", ExtraArgs=extra, Config=MP_CONFIG)
+
+    head = s3.head_object(Bucket=bucket, Key="dir/big.bin")
+    assert head["ContentLength"] == size
+    assert head["ServerSideEncryption"] == "AES256"
+    part_md5s = [hashlib.md5(data[i : i + 5 * MiB]).digest() for i in range(0, size, 5 * MiB)]
+    expected_etag = f'"{hashlib.md5(b"".join(part_md5s)).hexdigest()}-3"'
+    assert head["ETag"] == expected_etag
+    assert not any(
+        k.lower().startswith("x-minio-internal") for k in head["ResponseMetadata"]["HTTPHeaders"]
+    )
+
+    got = s3.get_object(Bucket=bucket, Key="dir/big.bin")
+    assert got["ServerSideEncryption"] == "AES256"
+    assert hashlib.sha256(got["Body"].read()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+    # Ranges inside one part, across package and part boundaries, and suffixes.
+    b1 = 5 * MiB
+    for start, end in [
+        (0, 0),
+        (65530, 65545),
+        (b1 - 100, b1 + 100),  # crosses part 1 -> 2
+        (b1 - 1, 2 * b1),  # last byte of part 1 .. first byte of part 3
+        (3, size - 4),  # all three parts
+        (2 * b1 + 65536, size - 1),  # inside the short last part
+    ]:
+        r = s3.get_object(Bucket=bucket, Key="dir/big.bin", Range=f"bytes={start}-{end}")
+        assert r["Body"].read() == data[start : end + 1], (start, end)
+        assert r["ContentRange"] == f"bytes {start}-{end}/{size}"
+    tail = s3.get_object(Bucket=bucket, Key="dir/big.bin", Range="bytes=-70000")["Body"].read()
+    assert tail == data[-70000:]
+
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="dir/")["Contents"]
+    assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [
+        ("dir/big.bin", size, expected_etag)
+    ]
+    assert_ciphertext_at_rest(srv.data_dir, data)
+    return data
+
+
+def test_multipart_sse_header_roundtrip(s3, mk_server, bucket, tmp_path) -> None:
+    multipart_roundtrip(s3, mk_server, bucket, tmp_path, ServerSideEncryption="AES256")
+
+
+def test_multipart_format_is_minio_layout(s3, mk_server, bucket) -> None:
+    """Create echoes SSE; each part is its own DARE stream under HMAC(OEK, n)."""
+    up = s3.create_multipart_upload(Bucket=bucket, Key="fmt", ServerSideEncryption="AES256")
+    assert up["ServerSideEncryption"] == "AES256"
+    uid = up["UploadId"]
+    p1 = content(5 * MiB, "p1")
+    p2 = content(70000, "p2")
+    r1 = s3.upload_part(Bucket=bucket, Key="fmt", UploadId=uid, PartNumber=1, Body=p1)
+    r2 = s3.upload_part(Bucket=bucket, Key="fmt", UploadId=uid, PartNumber=2, Body=p2)
+    assert r1["ETag"] == f'"{hashlib.md5(p1).hexdigest()}"'
+    assert r1["ServerSideEncryption"] == "AES256"
+    parts = s3.list_parts(Bucket=bucket, Key="fmt", UploadId=uid)["Parts"]
+    assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in parts] == [
+        (1, len(p1), r1["ETag"]),
+        (2, len(p2), r2["ETag"]),
+    ]
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="fmt",
+        UploadId=uid,
+        MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": r1["ETag"]}, {"PartNumber": 2, "ETag": r2["ETag"]}]
+        },
+    )
+    assert done["ServerSideEncryption"] == "AES256"
+
+    # Inspect what storage holds: MinIO's metadata names plus the multipart marker, and
+    # stored part sizes equal to DARE's enc() of the plaintext sizes.
+    import asyncio
+
+    from sealstore.storage.fs import FSBackend
+
+    async def look():
+        fs = FSBackend(mk_server.data_dir)
+        await fs.open()
+        try:
+            return await fs.head(bucket, "fmt")
+        finally:
+            await fs.close()
+
+    meta = asyncio.run(look())
+    assert sse.META_ENCRYPTED_MULTIPART in meta.internal
+    assert sse.is_sse_s3(meta.internal)
+    assert [p.number for p in meta.parts] == [1, 2]
+    assert [p.stored_size for p in meta.parts] == [
+        dare.encrypted_size(len(p1)),
+        dare.encrypted_size(len(p2)),
+    ]
+    body = s3.get_object(Bucket=bucket, Key="fmt")["Body"].read()
+    assert body == p1 + p2
+
+
+def test_reuploaded_part_gets_fresh_nonce(s3, mk_server, bucket) -> None:
+    """Pitfall P3: the same part number uploaded twice must not reuse (key, nonce)."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="nonce", ServerSideEncryption="AES256")[
+        "UploadId"
+    ]
+    data = content(100_000, "same")
+
+    def new_files(before: set[Path]) -> set[Path]:
+        return {p for p in mk_server.data_dir.rglob("*") if p.is_file()} - before
+
+    headers: list[bytes] = []
+    for _ in range(2):
+        before = {p for p in mk_server.data_dir.rglob("*") if p.is_file()}
+        s3.upload_part(Bucket=bucket, Key="nonce", UploadId=uid, PartNumber=1, Body=data)
+        fresh = [p for p in new_files(before) if p.stat().st_size == dare.encrypted_size(len(data))]
+        assert len(fresh) == 1
+        headers.append(fresh[0].read_bytes()[:16])
+    assert headers[0][0] == 0x20  # DARE 2.0 package header
+    assert headers[0][4:16] != headers[1][4:16], "part stream nonce was reused"
+    s3.abort_multipart_upload(Bucket=bucket, Key="nonce", UploadId=uid)
+
+
+def test_multipart_errors(s3, bucket) -> None:
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="err")["UploadId"]
+    small = s3.upload_part(Bucket=bucket, Key="err", UploadId=uid, PartNumber=1, Body=b"a" * 10)
+    last = s3.upload_part(Bucket=bucket, Key="err", UploadId=uid, PartNumber=2, Body=b"b" * 10)
+
+    def complete(parts):
+        return s3.complete_multipart_upload(
+            Bucket=bucket, Key="err", UploadId=uid, MultipartUpload={"Parts": parts}
+        )
+
+    with pytest.raises(ClientError) as e:
+        complete(
+            [{"PartNumber": 1, "ETag": small["ETag"]}, {"PartNumber": 2, "ETag": last["ETag"]}]
+        )
+    assert code_of(e) == "EntityTooSmall"
+    with pytest.raises(ClientError) as e:
+        complete(
+            [{"PartNumber": 2, "ETag": last["ETag"]}, {"PartNumber": 1, "ETag": small["ETag"]}]
+        )
+    assert code_of(e) == "InvalidPartOrder"
+    with pytest.raises(ClientError) as e:
+        complete([{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}])
+    assert code_of(e) == "InvalidPart"
+    with pytest.raises(ClientError) as e:
+        complete([{"PartNumber": 3, "ETag": small["ETag"]}])
+    assert code_of(e) == "InvalidPart"
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(Bucket=bucket, Key="err", UploadId=uid, PartNumber=10001, Body=b"x")
+    assert code_of(e) == "InvalidArgument"
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(Bucket=bucket, Key="err", UploadId="no-such-upload", PartNumber=1, Body=b"x")
+    assert code_of(e) == "NoSuchUpload"
+
+    # A single small part is fine (the last part may be any size); then the upload is gone.
+    done = complete([{"PartNumber": 2, "ETag": last["ETag"]}])
+    assert done["ETag"] == f'"{hashlib.md5(hashlib.md5(b"b" * 10).digest()).hexdigest()}-1"'
+    assert s3.get_object(Bucket=bucket, Key="err")["Body"].read() == b"b" * 10
+    assert "ServerSideEncryption" not in s3.head_object(Bucket=bucket, Key="err")
+    with pytest.raises(ClientError) as e:
+        s3.list_parts(Bucket=bucket, Key="err", UploadId=uid)
+    assert code_of(e) == "NoSuchUpload"
+
+
+def test_malformed_complete_body(s3, mk_server, bucket) -> None:
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mal")["UploadId"]
+    resp = signed_request(
+        mk_server, "POST", f"/{bucket}/mal?uploadId={uid}", b"<CompleteMultipartUpload><Part>"
+    )
+    assert resp.status_code == 400 and error_code(resp) == "MalformedXML"
+    resp = signed_request(
+        mk_server, "POST", f"/{bucket}/mal?uploadId={uid}", b"<CompleteMultipartUpload/>"
+    )
+    assert resp.status_code == 400 and error_code(resp) == "MalformedXML"
+
+
+def test_abort_list_parts_and_uploads(s3, bucket) -> None:
+    uids = {}
+    for key in ["a/one", "a/two", "b/three", "top"]:
+        uids[key] = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    for n in (1, 2, 3):
+        s3.upload_part(Bucket=bucket, Key="top", UploadId=uids["top"], PartNumber=n, Body=b"x" * n)
+
+    page = s3.list_parts(Bucket=bucket, Key="top", UploadId=uids["top"], MaxParts=2)
+    assert [p["PartNumber"] for p in page["Parts"]] == [1, 2] and page["IsTruncated"]
+    page2 = s3.list_parts(
+        Bucket=bucket,
+        Key="top",
+        UploadId=uids["top"],
+        PartNumberMarker=page["NextPartNumberMarker"],
+    )
+    assert [p["PartNumber"] for p in page2["Parts"]] == [3] and not page2["IsTruncated"]
+
+    all_up = s3.list_multipart_uploads(Bucket=bucket)
+    assert sorted((u["Key"], u["UploadId"]) for u in all_up["Uploads"]) == sorted(uids.items())
+    grouped = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/")
+    assert [u["Key"] for u in grouped["Uploads"]] == ["top"]
+    assert [p["Prefix"] for p in grouped["CommonPrefixes"]] == ["a/", "b/"]
+    pref = s3.list_multipart_uploads(Bucket=bucket, Prefix="a/")
+    assert sorted(u["Key"] for u in pref["Uploads"]) == ["a/one", "a/two"]
+    first = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
+    assert first["IsTruncated"] and len(first["Uploads"]) == 1
+    rest = s3.list_multipart_uploads(
+        Bucket=bucket,
+        KeyMarker=first["NextKeyMarker"],
+        UploadIdMarker=first["NextUploadIdMarker"],
+    )
+    seen = [u["Key"] for u in first["Uploads"]] + [u["Key"] for u in rest["Uploads"]]
+    assert sorted(seen) == sorted(uids)
+
+    for key, uid in uids.items():
+        resp = s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+        assert resp["ResponseMetadata"]["HTTPStatusCode"] == 204
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    with pytest.raises(ClientError) as e:
+        s3.abort_multipart_upload(Bucket=bucket, Key="top", UploadId=uids["top"])
+    assert code_of(e) == "NoSuchUpload"
+    with pytest.raises(ClientError) as e:
+        s3.list_multipart_uploads(Bucket="no-such-bucket-here")
+    assert code_of(e) == "NoSuchBucket"
+
+
+# =========================================================================== listing
+
+
+LIST_KEYS = sorted(
+    {
+        "a",
+        "a/b",
+        "a/b/c",
+        "a/b/d",
+        "a/c",
+        "a b+c",
+        "a/ü/ω",
+        "b/1",
+        "b/2",
+        "b/3/x",
+        "c",
+        "d/",
+        "d/e",
+        "zz%2F",
+        "ключ/значение",
+    },
+    key=lambda k: k.encode(),
+)
+
+
+def model(prefix: str, delimiter: str, after: str = "") -> list[str]:
+    out: dict[bytes, str] = {}
+    for k in LIST_KEYS:
+        if not k.startswith(prefix):
+            continue
+        rest = k[len(prefix) :]
+        if delimiter and delimiter in rest:
+            cp = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+            out[cp.encode()] = "P:" + cp
+        else:
+            out[k.encode()] = "K:" + k
+    return [v for b, v in sorted(out.items()) if b > after.encode()]
+
+
+@pytest.fixture(scope="module")
+def list_bucket(s3) -> str:
+    name = "listing-semantics"
+    s3.create_bucket(Bucket=name)
+    for k in LIST_KEYS:
+        s3.put_object(Bucket=name, Key=k, Body=k.encode(), ServerSideEncryption="AES256")
+    return name
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "a/", "b/", "ключ", "nothing"])
+@pytest.mark.parametrize("delimiter", ["", "/", "b"])
+@pytest.mark.parametrize("page_size", [1, 2, 1000])
+def test_list_v2_pagination_matches_model(s3, list_bucket, prefix, delimiter, page_size) -> None:
+    seen: list[str] = []
+    kwargs = {"Bucket": list_bucket, "Prefix": prefix, "MaxKeys": page_size}
+    if delimiter:
+        kwargs["Delimiter"] = delimiter
+    pages = 0
+    while True:
+        page = s3.list_objects_v2(**kwargs)
+        pages += 1
+        rows = ["K:" + o["Key"] for o in page.get("Contents", [])]
+        rows += ["P:" + p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        assert page["KeyCount"] == len(rows) <= page_size
+        seen += sorted(rows, key=lambda r: r[2:].encode())
+        if not page["IsTruncated"]:
+            assert "NextContinuationToken" not in page
+            break
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        assert pages < 100
+    assert seen == model(prefix, delimiter)
+
+
+@pytest.mark.parametrize("delimiter", ["", "/"])
+def test_list_v1_paginator_matches_model(s3, list_bucket, delimiter) -> None:
+    paginator = s3.get_paginator("list_objects")
+    seen: list[str] = []
+    kwargs = {"Bucket": list_bucket, "PaginationConfig": {"PageSize": 2}}
+    if delimiter:
+        kwargs["Delimiter"] = delimiter
+    for page in paginator.paginate(**kwargs):
+        assert ("NextMarker" in page) == bool(page["IsTruncated"] and delimiter)
+        rows = ["K:" + o["Key"] for o in page.get("Contents", [])]
+        rows += ["P:" + p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        seen += sorted(rows, key=lambda r: r[2:].encode())
+        for o in page.get("Contents", []):
+            assert "Owner" in o  # V1 always reports the owner
+    assert seen == model("", delimiter)
+
+
+def test_list_values_and_options(s3, list_bucket) -> None:
+    res = s3.list_objects_v2(Bucket=list_bucket, Prefix="a/b/")
+    rows = {o["Key"]: o for o in res["Contents"]}
+    for key in ("a/b/c", "a/b/d"):
+        # Plaintext size and plaintext MD5, although the data at rest is encrypted.
+        assert rows[key]["Size"] == len(key.encode())
+        assert rows[key]["ETag"] == f'"{hashlib.md5(key.encode()).hexdigest()}"'
+        assert rows[key]["StorageClass"] == "STANDARD"
+        assert "Owner" not in rows[key]
+    owned = s3.list_objects_v2(Bucket=list_bucket, Prefix="a/b/", FetchOwner=True)
+    assert owned["Contents"][0]["Owner"]["DisplayName"] == ROOT_USER
+
+    after = s3.list_objects_v2(Bucket=list_bucket, StartAfter="b/2", Delimiter="/")
+    rows = ["K:" + o["Key"] for o in after.get("Contents", [])]
+    rows += ["P:" + p["Prefix"] for p in after.get("CommonPrefixes", [])]
+    assert sorted(rows, key=lambda r: r[2:].encode()) == model("", "/", "b/2")
+    assert after["StartAfter"] == "b/2"
+
+    # botocore asks for encoding-type=url on every listing and decodes what it set itself;
+    # when the caller sets it explicitly, the raw S3-encoded names come back.
+    enc = s3.list_objects_v2(Bucket=list_bucket, EncodingType="url", Prefix="a")
+    assert enc["EncodingType"] == "url"
+    keys = [o["Key"] for o in enc["Contents"]]
+    assert "a%20b%2Bc" in keys and "a/%C3%BC/%CF%89" in keys
+    assert [unquote_plus(k) for k in keys] == [k[2:] for k in model("a", "") if k.startswith("K:")]
+    enc1 = s3.list_objects(Bucket=list_bucket, EncodingType="url", Delimiter="/")
+    assert {unquote_plus(p["Prefix"]) for p in enc1["CommonPrefixes"]} == {
+        k[2:] for k in model("", "/") if k.startswith("P:")
+    }
+    assert "%D0%BA%D0%BB%D1%8E%D1%87/" in {p["Prefix"] for p in enc1["CommonPrefixes"]}
+
+    zero = s3.list_objects_v2(Bucket=list_bucket, MaxKeys=0)
+    assert zero["KeyCount"] == 0 and "Contents" not in zero
+
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=list_bucket, ContinuationToken="not-a-token!")
+    assert code_of(e) == "InvalidArgument"
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="no-such-bucket-xyz")
+    assert code_of(e) == "NoSuchBucket"
+    with pytest.raises(ClientError) as e:
+        s3.list_objects(Bucket="no-such-bucket-xyz")
+    assert code_of(e) == "NoSuchBucket"
+
+
+def test_list_raw_xml_shape(mk_server, list_bucket) -> None:
+    resp = signed_request(mk_server, "GET", f"/{list_bucket}?list-type=2&max-keys=abc")
+    assert resp.status_code == 400 and error_code(resp) == "InvalidArgument"
+    resp = signed_request(mk_server, "GET", f"/{list_bucket}?list-type=2&max-keys=2&prefix=a")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("application/xml")
+    root = ET.fromstring(resp.content)
+    assert root.tag == NS + "ListBucketResult"
+    assert root.findtext(NS + "Name") == list_bucket
+    assert root.findtext(NS + "MaxKeys") == "2"
+    assert root.findtext(NS + "KeyCount") == "2"
+    assert root.findtext(NS + "IsTruncated") == "true"
+    assert root.find(NS + "NextContinuationToken") is not None
+
+
+# =========================================================================== DeleteObjects
+
+
+def test_delete_objects(s3, mk_server, bucket) -> None:
+    keys = [f"k/{i:02d}" for i in range(30)]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"v")
+    res = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": k} for k in keys[:10]] + [{"Key": "k/missing"}]},
+    )
+    assert sorted(d["Key"] for d in res["Deleted"]) == sorted([*keys[:10], "k/missing"])
+    assert "Errors" not in res
+    quiet = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[10:20]], "Quiet": True}
+    )
+    assert "Deleted" not in quiet and "Errors" not in quiet
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert left == keys[20:]
+
+    # A key storage can never hold is reported per key; the others are still deleted.
+    mixed = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": keys[20]}, {"Key": "../escape"}]}
+    )
+    assert [d["Key"] for d in mixed["Deleted"]] == [keys[20]]
+    assert [(x["Key"], x["Code"]) for x in mixed["Errors"]] == [("../escape", "InvalidArgument")]
+
+    body = b"<Delete><Object><Key>" + keys[21].encode() + b"</Key></Object></Delete>"
+    # Missing Content-MD5 / checksum -> rejected, nothing deleted.
+    resp = signed_request(mk_server, "POST", f"/{bucket}?delete", body)
+    assert resp.status_code == 400 and error_code(resp) == "InvalidRequest"
+    # Wrong Content-MD5 -> BadDigest, nothing deleted.
+    bad = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    resp = signed_request(mk_server, "POST", f"/{bucket}?delete", body, {"Content-MD5": bad})
+    assert resp.status_code == 400 and error_code(resp) == "BadDigest"
+    s3.head_object(Bucket=bucket, Key=keys[21])
+    # Correct Content-MD5 -> deleted.
+    good = base64.b64encode(hashlib.md5(body).digest()).decode()
+    resp = signed_request(mk_server, "POST", f"/{bucket}?delete", body, {"Content-MD5": good})
+    assert resp.status_code == 200
+    assert ET.fromstring(resp.content).find(NS + "Deleted").findtext(NS + "Key") == keys[21]
+
+    many = b"<Delete>" + b"<Object><Key>x</Key></Object>" * 1001 + b"</Delete>"
+    md5 = base64.b64encode(hashlib.md5(many).digest()).decode()
+    resp = signed_request(mk_server, "POST", f"/{bucket}?delete", many, {"Content-MD5": md5})
+    assert resp.status_code == 400 and error_code(resp) == "MalformedXML"
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket="no-such-bucket-xyz", Delete={"Objects": [{"Key": "a"}]})
+    assert code_of(e) == "NoSuchBucket"
+
+
+# =========================================================================== bucket encryption
+
+AES_RULE = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+
+
+def test_bucket_default_encryption(s3, mk_server, bucket, tmp_path) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert code_of(e) == "ServerSideEncryptionConfigurationNotFoundError"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=AES_RULE)
+    got = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert got["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+    # A plain PUT (no SSE header) is now encrypted at rest and reports SSE-S3.
+    plain = content(300_000, "bucket-default")
+    put = s3.put_object(Bucket=bucket, Key="plain-put", Body=plain)
+    assert put["ServerSideEncryption"] == "AES256"
+    assert s3.head_object(Bucket=bucket, Key="plain-put")["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="plain-put")["Body"].read() == plain
+    assert_ciphertext_at_rest(mk_server.data_dir, plain)
+
+    # The rule applies to multipart uploads without an SSE header as well.
+    multipart_roundtrip(s3, mk_server, bucket, tmp_path)
+
+    s3.delete_bucket_encryption(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert code_of(e) == "ServerSideEncryptionConfigurationNotFoundError"
+    s3.put_object(Bucket=bucket, Key="after-delete", Body=b"clear")
+    assert "ServerSideEncryption" not in s3.head_object(Bucket=bucket, Key="after-delete")
+
+
+def test_bucket_encryption_validation(s3, bucket) -> None:
+    two = {"Rules": AES_RULE["Rules"] * 2}
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=two)
+    assert code_of(e) == "MalformedXML"
+    aes_with_key = {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "AES256",
+                    "KMSMasterKeyID": "my-key",
+                }
+            }
+        ]
+    }
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=aes_with_key)
+    assert code_of(e) == "InvalidArgument"
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert code_of(e) == "ServerSideEncryptionConfigurationNotFoundError"
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_encryption(
+            Bucket="no-such-bucket-xyz", ServerSideEncryptionConfiguration=AES_RULE
+        )
+    assert code_of(e) == "NoSuchBucket"
+
+
+def test_bucket_encryption_needs_kms(tmp_path) -> None:
+    srv = start_server(tmp_path)
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="no-kms")
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_encryption(Bucket="no-kms", ServerSideEncryptionConfiguration=AES_RULE)
+        assert code_of(e) == "NotImplemented"
+        assert "KMS is not configured" in e.value.response["Error"]["Message"]
+        with pytest.raises(ClientError) as e:
+            s3.create_multipart_upload(Bucket="no-kms", Key="k", ServerSideEncryption="AES256")
+        assert code_of(e) == "NotImplemented"
+    finally:
+        stop_and_check_log(srv)
