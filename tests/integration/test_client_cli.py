@@ -1,0 +1,284 @@
+"""The SSE client CLI as operators and the verify playbook run it: a real subprocess against
+real sealstore servers (master key, auto-encryption, no KMS, OpenBao transit), checking exit
+codes, the one-line summary, the JSON document, the at-rest scan and the failure lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sealstore import client_content
+from tests.integration.server import (
+    REPO,
+    ROOT_PASSWORD,
+    ROOT_USER,
+    ServerProcess,
+    base_env,
+    free_port,
+)
+
+KEY_ID = "client-test-key"
+MASTER_KEY = f"{KEY_ID}:" + hashlib.sha256(b"client cli master").hexdigest()
+OK_LINE = re.compile(
+    r"^OK sealstore roundtrip: (\d+)/(\d+) checks, (\d+) objects, [\d.]+ (?:B|KiB|MiB|GiB), "
+    r"sse=(\S+), kms-key=(\S+) seed=([0-9a-f]+) endpoint=(\S+)$"
+)
+
+
+def _start(tmp: Path, name: str, **env: str) -> ServerProcess:
+    root = tmp / name
+    root.mkdir()
+    srv = ServerProcess(root / "data", base_env(**env), root / "server.log").start()
+    srv.wait_ready()
+    return srv
+
+
+@pytest.fixture(scope="module")
+def mk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = _start(tmp_path_factory.mktemp("client"), "mk", MINIO_SSE_MASTER_KEY=MASTER_KEY)
+    yield srv
+    srv.stop()
+    log = srv.log_text()
+    assert ROOT_PASSWORD not in log and MASTER_KEY.split(":")[1] not in log
+
+
+@pytest.fixture(scope="module")
+def auto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = _start(
+        tmp_path_factory.mktemp("client"),
+        "auto",
+        MINIO_SSE_MASTER_KEY=MASTER_KEY,
+        MINIO_SSE_AUTO_ENCRYPTION="on",
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = _start(tmp_path_factory.mktemp("client"), "plain")
+    yield srv
+    srv.stop()
+
+
+def client_env(**extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO / "src"),
+        "MINIO_ROOT_USER": ROOT_USER,
+        "MINIO_ROOT_PASSWORD": ROOT_PASSWORD,
+    }
+    env.update(extra)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def run_client(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
+    """Run ``python -m sealstore client ...`` (the same code as ``sealstore-client``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sealstore", "client", *args],
+        env=env if env is not None else client_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    for secret in (ROOT_PASSWORD, MASTER_KEY.split(":")[1]):
+        assert secret not in proc.stdout and secret not in proc.stderr
+    return proc
+
+
+def test_roundtrip_master_key_json(mk_server: ServerProcess):
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        mk_server.endpoint,
+        "--modes",
+        "sse-s3,bucket-default,plain",
+        "--sizes",
+        "0,1,65536,1048577",
+        "--multipart-size",
+        "11MiB",
+        "--range-checks",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and doc["fatal"] is None
+    assert doc["kms_key_id"] == KEY_ID
+    assert doc["kms"]["ok"] is True and doc["kms"]["kind"] == "master-key"
+    # 3 modes x (4 sizes + 1 multipart)
+    assert len(doc["objects"]) == 15
+    names = {c["name"] for c in doc["checks"]}
+    assert {"kms-status", "bucket-encryption", "put", "get", "head", "etag", "range"} <= names
+    assert {"multipart"} <= names and all(c["ok"] for c in doc["checks"])
+    for obj in doc["objects"]:
+        sha, md5 = client_content.digests(obj["seed"], obj["size"])
+        assert obj["sha256"] == sha
+        assert obj["sse"] == (None if obj["mode"] == "plain" else "AES256")
+        if obj["multipart"]:
+            assert obj["parts"] == 3 and obj["etag"].endswith('-3"')
+        else:
+            assert obj["etag"] == f'"{md5}"'
+    line = proc.stderr.strip().splitlines()[-1]
+    m = OK_LINE.match(line)
+    assert m, line
+    assert m.group(1) == m.group(2) == str(len(doc["checks"]))
+    assert m.group(5) == KEY_ID and m.group(6) == doc["seed"]
+    assert doc["summary"] == line
+    # The random buckets were removed again.
+    listed = {b["Name"] for b in mk_server.client().list_buckets()["Buckets"]}
+    assert not set(doc["buckets"]) & listed
+
+
+def test_roundtrip_text_is_one_line(mk_server: ServerProcess):
+    proc = run_client("roundtrip", "--endpoint", mk_server.endpoint, "--sizes", "1,70000")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1
+    m = OK_LINE.match(lines[0])
+    assert m and m.group(3) == "6" and m.group(4) == "AES256"  # sse-s3 + bucket-default
+
+
+def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess):
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        mk_server.endpoint,
+        "--modes",
+        "sse-s3,plain",
+        "--sizes",
+        "65536,300001",
+        "--multipart-size",
+        "0",
+        "--keep",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["kept"] is True
+    data_dir = str(mk_server.data_dir)
+    for obj in doc["objects"]:
+        scan = run_client(
+            "scan", "--data-dir", data_dir, "--seed", obj["seed"], "--size", str(obj["size"])
+        )
+        if obj["mode"] == "plain":
+            # Negative control: the unencrypted object must be found, which proves the scan
+            # really reads the server's files.
+            assert scan.returncode == 1, scan.stdout
+            assert scan.stdout.startswith("FAIL sealstore scan: plaintext found in 1 file(s)")
+        else:
+            assert scan.returncode == 0, scan.stdout
+            assert scan.stdout.startswith("OK sealstore scan: no plaintext at rest;")
+            files = int(re.search(r"; (\d+) files", scan.stdout).group(1))
+            assert files >= 4
+
+
+def test_auto_encryption_mode(auto_server: ServerProcess):
+    proc = run_client(
+        "roundtrip", "--endpoint", auto_server.endpoint, "--modes", "auto", "--range-checks"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert OK_LINE.match(proc.stdout.strip())
+
+
+def test_plain_mode_against_auto_server_fails_with_reason(auto_server: ServerProcess):
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        auto_server.endpoint,
+        "--modes",
+        "plain",
+        "--sizes",
+        "10",
+        "--multipart-size",
+        "0",
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("FAIL sealstore roundtrip: put ")
+    assert "sse=AES256" in proc.stdout
+
+
+def test_server_without_kms(plain_server: ServerProcess):
+    ok = run_client("roundtrip", "--endpoint", plain_server.endpoint, "--modes", "plain")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "sse=none, kms-key=none" in ok.stdout
+    bad = run_client(
+        "roundtrip", "--endpoint", plain_server.endpoint, "--modes", "sse-s3", "--sizes", "1"
+    )
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("FAIL sealstore roundtrip: put ")
+    status = run_client("kms-status", "--endpoint", plain_server.endpoint)
+    assert status.returncode == 1
+    assert "offers no KMS status" in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("user", "secret", "code"),
+    [
+        (ROOT_USER, "not-the-secret-at-all", "SignatureDoesNotMatch"),
+        ("nobody-here", ROOT_PASSWORD, "InvalidAccessKeyId"),
+    ],
+)
+def test_bad_credentials(mk_server: ServerProcess, user: str, secret: str, code: str):
+    env = client_env(MINIO_ROOT_USER=user, MINIO_ROOT_PASSWORD=secret)
+    proc = run_client("roundtrip", "--endpoint", mk_server.endpoint, env=env)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"FAIL sealstore roundtrip: bad credentials: {code} (")
+    assert len(proc.stdout.splitlines()) == 1
+    status = run_client("kms-status", "--endpoint", mk_server.endpoint, env=env)
+    assert status.returncode == 1
+    assert f"bad credentials: {code}" in status.stdout
+
+
+def test_server_down():
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    proc = run_client("roundtrip", "--endpoint", endpoint, "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    assert doc["fatal"] == f"endpoint unreachable: {endpoint} (connection refused)"
+    proc = run_client("kms-status", "--endpoint", endpoint)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("FAIL sealstore kms-status: endpoint unreachable")
+
+
+def test_env_file_credentials_and_kms_status(mk_server: ServerProcess, tmp_path: Path):
+    env_file = tmp_path / "sealstore.env"
+    env_file.write_text(
+        f"# like the server's EnvironmentFile\nMINIO_ROOT_USER={ROOT_USER}\n"
+        f'MINIO_ROOT_PASSWORD="{ROOT_PASSWORD}"\nMINIO_SSE_MASTER_KEY={MASTER_KEY}\n'
+    )
+    env_file.chmod(0o600)
+    env = client_env(MINIO_ROOT_USER=None, MINIO_ROOT_PASSWORD=None)
+    proc = run_client(
+        "kms-status", "--endpoint", mk_server.endpoint, "--env-file", str(env_file), env=env
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"OK sealstore kms-status: key-id={KEY_ID} kind=master-key")
+    assert proc.stderr == ""
+    env_file.chmod(0o644)
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        mk_server.endpoint,
+        "--env-file",
+        str(env_file),
+        "--sizes",
+        "1",
+        "--multipart-size",
+        "0",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "world-readable" in proc.stderr
+    missing = run_client("kms-status", "--endpoint", mk_server.endpoint, env=env)
+    assert missing.returncode == 1 and "no credentials" in missing.stdout
