@@ -1,0 +1,44 @@
+"""Fixtures for the testinfra suites (run by molecule's verifier, or against the lab).
+
+The suites need a deployed system; without an inventory (``MOLECULE_INVENTORY_FILE`` from
+molecule, or ``SEALSTORE_INFRA_INVENTORY`` for the lab) they skip instead of failing, so a
+plain ``pytest tests/`` on a laptop does not pretend to have tested hosts.
+"""
+
+from __future__ import annotations
+
+import pytest
+from infra_lib import Deployment, inventory_source
+
+# Suites that change the deployment run last, after the read-only checks.
+_ORDER = ["test_vault", "test_storage", "test_client", "test_secrets", "test_faults"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: fault-injection suite (stops/restarts services)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        stem = item.path.stem
+        return _ORDER.index(stem) if stem in _ORDER else -1
+
+    for item in items:
+        if item.path.stem in _ORDER:
+            item.add_marker(pytest.mark.infra)
+    items.sort(key=rank)
+
+
+@pytest.fixture(scope="session")
+def dep() -> Deployment:
+    source = inventory_source()
+    if source is None:
+        pytest.skip("no deployment to verify (set SEALSTORE_INFRA_INVENTORY or run under molecule)")
+    return Deployment(source)
+
+
+@pytest.fixture(scope="session")
+def secrets(dep: Deployment) -> set[str]:
+    values = dep.secret_values()
+    assert values, "found no secrets to look for: custody files or EnvironmentFile missing"
+    return values

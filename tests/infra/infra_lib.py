@@ -1,0 +1,406 @@
+"""Shared plumbing for the testinfra suites: the deployment under test, its secrets, its APIs.
+
+Why one module: the same suites run under every molecule scenario (the inventory comes from
+``MOLECULE_INVENTORY_FILE``) and against the lab (``SEALSTORE_INFRA_INVENTORY``), so the
+knowledge of *where things are* (custody files, EnvironmentFile, ports, CA) lives here once.
+Names and paths are read from the roles' own defaults, rendered with the inventory's
+variables, so the tests follow the roles instead of hard-coding their choices.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import testinfra
+import yaml
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+MIN_SECRET_LEN = 16
+
+# Keys whose values in controller custody JSON documents are secret material.
+_SECRET_KEY_RE = re.compile(r"token|key|secret|password|unseal", re.IGNORECASE)
+# JSON keys that name public facts even though they match the pattern above.
+_PUBLIC_KEYS = {"unseal_threshold", "key_id", "key_name", "kms_key_id"}
+# EnvironmentFile variables that carry secrets.
+_SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|MASTER_KEY|TOKEN", re.IGNORECASE)
+
+
+def inventory_source() -> Path | None:
+    """The inventory of the deployment under test, or None when no deployment is named."""
+    for var in ("MOLECULE_INVENTORY_FILE", "SEALSTORE_INFRA_INVENTORY"):
+        value = os.environ.get(var)
+        if value:
+            return Path(value).resolve()
+    return None
+
+
+def _ansible_filters() -> dict[str, Any]:
+    """The few Ansible filters the role defaults use, so they render outside Ansible."""
+    return {
+        "dirname": os.path.dirname,
+        "basename": os.path.basename,
+        "bool": lambda v: str(v).lower() in {"1", "true", "yes", "on"},
+        "int": int,
+    }
+
+
+@functools.cache
+def _role_defaults() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for path in sorted(REPO.glob("roles/*/defaults/main.yml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        merged.update(data)
+    return merged
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """Parse a systemd EnvironmentFile (KEY=VALUE, optional quotes, # comments)."""
+    env: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+@dataclass
+class Deployment:
+    """One deployed sealstore: hosts by group, settings, secrets, and how to re-run plays."""
+
+    inventory: Path
+    runner: AnsibleRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = AnsibleRunner(str(self.inventory))
+
+    # ---- inventory -------------------------------------------------------------------------
+    @property
+    def inventory_dir(self) -> Path:
+        """Ansible's ``inventory_dir``: where the roles keep controller custody (``.secrets``)."""
+        if self.inventory.is_dir():
+            return self.inventory
+        return self.inventory.parent
+
+    def group(self, name: str) -> list[str]:
+        return sorted(self.runner.get_hosts(name))
+
+    @property
+    def vault_hosts(self) -> list[str]:
+        return self.group("vault_servers")
+
+    @property
+    def storage_hosts(self) -> list[str]:
+        return self.group("storage_servers")
+
+    @property
+    def client_hosts(self) -> list[str]:
+        return self.group("sse_clients")
+
+    @property
+    def all_hosts(self) -> list[str]:
+        return sorted(set(self.vault_hosts + self.storage_hosts + self.client_hosts))
+
+    def host(self, name: str) -> testinfra.host.Host:
+        return testinfra.get_host(f"ansible://{name}", ansible_inventory=str(self.inventory))
+
+    def hostvars(self, name: str) -> dict[str, Any]:
+        return self.runner.get_variables(name)
+
+    # ---- settings --------------------------------------------------------------------------
+    def setting(self, var: str, host: str) -> Any:
+        """A variable as the play sees it: inventory value, else the role default, rendered."""
+        hv = self.hostvars(host)
+        context: dict[str, Any] = {**_role_defaults(), **hv}
+        context["inventory_hostname"] = host
+        context["inventory_dir"] = str(self.inventory_dir)
+        context["groups"] = {
+            g: self.group(g) for g in ("vault_servers", "storage_servers", "sse_clients", "all")
+        }
+        if var not in context:
+            raise KeyError(f"{var} is neither an inventory variable nor a role default")
+        env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        env.filters.update(_ansible_filters())
+        value = context[var]
+        for _ in range(10):
+            if not isinstance(value, str) or "{" not in value:
+                return value
+            value = env.from_string(value).render(**context)
+        return value
+
+    @property
+    def kms_mode(self) -> str:
+        hosts = self.storage_hosts or self.all_hosts
+        return str(self.hostvars(hosts[0]).get("kms_mode", "vault"))
+
+    @property
+    def namespace(self) -> str:
+        hosts = self.vault_hosts or self.all_hosts
+        return str(self.hostvars(hosts[0]).get("vault_kms_namespace", "") or "")
+
+    # ---- containers ------------------------------------------------------------------------
+    def address(self, host: str) -> str:
+        """An address the controller can reach the host on (container IP for docker hosts)."""
+        hv = self.hostvars(host)
+        if "docker" in str(hv.get("ansible_connection", "")):
+            out = subprocess.run(
+                [
+                    "docker",
+                    "inspect",
+                    "--format",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                    host,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            if out:
+                return out[0]
+        return str(hv.get("ansible_host", host))
+
+    # ---- playbooks -------------------------------------------------------------------------
+    def run_playbook(
+        self,
+        playbook: Path,
+        *args: str,
+        verbosity: int = 0,
+        timeout: float = 1200,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ansible-playbook against this inventory; output is captured, never printed."""
+        cmd = ["ansible-playbook", "-i", str(self.inventory), str(playbook), *args]
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        env = dict(os.environ)
+        env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+        env["ANSIBLE_NOCOLOR"] = "1"
+        env["ANSIBLE_FORCE_COLOR"] = "0"
+        return subprocess.run(
+            cmd,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    # ---- secrets ---------------------------------------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        return self.inventory_dir / ".secrets"
+
+    def custody(self, vault_host: str) -> dict[str, Any]:
+        """The vault_server role's custody document (unseal keys, root token) for a host."""
+        path = Path(self.setting("vault_server_custody_file", vault_host))
+        return json.loads(path.read_text())
+
+    def root_token(self, vault_host: str) -> str:
+        return str(self.custody(vault_host)["root_token"])
+
+    def storage_env_file(self, storage_host: str) -> str:
+        """The EnvironmentFile the storage unit really uses (asked from systemd)."""
+        h = self.host(storage_host)
+        service = self.setting("storage_server_service_name", storage_host)
+        out = h.check_output("systemctl show -p EnvironmentFiles --value %s", service)
+        # "path (ignore_errors=no)" per entry
+        files = [part.split(" ")[0] for part in out.split("\n") if part.strip()]
+        assert files, f"{service} on {storage_host} has no EnvironmentFile"
+        return files[0].lstrip("-")
+
+    def storage_env(self, storage_host: str) -> dict[str, str]:
+        h = self.host(storage_host)
+        content = h.run("cat %s", self.storage_env_file(storage_host))
+        assert content.rc == 0, content.stderr
+        return parse_env(content.stdout)
+
+    def secret_values(self) -> set[str]:
+        """Every secret this deployment holds: controller custody files plus hosts' env files."""
+        found: set[str] = set()
+        if self.secrets_dir.is_dir():
+            for path in self.secrets_dir.rglob("*"):
+                if path.is_file():
+                    found |= _secrets_in_file(path)
+        for host in self.storage_hosts:
+            for key, value in self.storage_env(host).items():
+                if _SECRET_ENV_RE.search(key):
+                    found |= _with_parts(value)
+        return {s for s in found if len(s) >= MIN_SECRET_LEN}
+
+
+def _with_parts(value: str) -> set[str]:
+    """A secret plus the parts that are secret on their own (the hex of ``id:hex``)."""
+    out = {value}
+    if ":" in value:
+        tail = value.split(":", 1)[1]
+        if len(tail) >= MIN_SECRET_LEN:
+            out.add(tail)
+    return out
+
+
+def _json_secrets(doc: Any, key: str = "") -> set[str]:
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out |= _json_secrets(v, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            out |= _json_secrets(v, key)
+    elif isinstance(doc, str) and _SECRET_KEY_RE.search(key) and key not in _PUBLIC_KEYS:
+        out |= _with_parts(doc)
+    return out
+
+
+def _secrets_in_file(path: Path) -> set[str]:
+    text = path.read_text(errors="replace")
+    if text.startswith("$ANSIBLE_VAULT"):
+        return set()  # encrypted at rest; its plaintext cannot leak from here
+    if path.suffix in {".pem", ".crt", ".key", ".csr"} or "-----BEGIN" in text:
+        if "PRIVATE KEY" not in text:
+            return set()  # certificates are public
+        body = [ln for ln in text.splitlines() if ln and not ln.startswith("-----")]
+        return set(body[:2])
+    try:
+        return _json_secrets(json.loads(text))
+    except json.JSONDecodeError:
+        pass
+    out: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if "=" in line and re.match(r"^[A-Z_][A-Z0-9_]*=", line):
+            key, value = line.split("=", 1)
+            if _SECRET_ENV_RE.search(key):
+                out |= _with_parts(value.strip("'\""))
+        elif line:
+            out |= _with_parts(line)
+    return out
+
+
+def find_leaks(text: str, secrets: set[str]) -> list[str]:
+    """Describe (without revealing) every secret found in ``text``."""
+    leaks = []
+    for s in sorted(secrets):
+        if s in text:
+            leaks.append(f"secret {s[:4]}… ({len(s)} chars) at offset {text.index(s)}")
+        b64 = base64.b64encode(s.encode()).decode()
+        if len(s) >= MIN_SECRET_LEN and b64 in text:
+            leaks.append(f"base64 of secret {s[:4]}… ({len(s)} chars)")
+    return leaks
+
+
+def scan_hosts(dep: Deployment, secrets: set[str]) -> dict[str, dict[str, Any]]:
+    """Run the secret scan playbook on every host; per host: world-readable files, ps, journal."""
+    with tempfile.TemporaryDirectory(prefix="sealstore-scan-") as tmp:
+        patterns = Path(tmp) / "patterns"
+        fd = os.open(patterns, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(sorted(secrets)) + "\n")
+        out_dir = Path(tmp) / "out"
+        out_dir.mkdir(mode=0o700)
+        proc = dep.run_playbook(
+            PLAYBOOKS / "secret_scan.yml",
+            "-e",
+            f"scan_patterns_src={patterns}",
+            "-e",
+            f"scan_out_dir={out_dir}",
+        )
+        assert proc.returncode == 0, f"secret scan play failed:\n{proc.stdout[-4000:]}"
+        return {p.stem: json.loads(p.read_text()) for p in out_dir.glob("*.json")}
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an IP address while verifying the certificate for a host name."""
+
+    def __init__(self, ip: str, port: int, server_name: str, context: ssl.SSLContext) -> None:
+        super().__init__(server_name, port, context=context, timeout=15)
+        self._ip = ip
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+@dataclass
+class VaultAPI:
+    """Minimal Vault/OpenBao HTTP client for the controller, verified with the play's CA."""
+
+    ip: str
+    port: int
+    server_name: str
+    ca_file: str
+    token: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        namespace: str = "",
+        body: dict[str, Any] | None = None,
+        token: bool = True,
+    ) -> tuple[int, dict[str, Any]]:
+        conn = _PinnedHTTPS(self.ip, self.port, self.server_name, self.context())
+        headers = {"Content-Type": "application/json"}
+        if token and self.token:
+            headers["X-Vault-Token"] = self.token
+        if namespace:
+            headers["X-Vault-Namespace"] = namespace
+        try:
+            conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            doc = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            doc = {"raw": raw.decode(errors="replace")}
+        return resp.status, doc
+
+    def get(self, path: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        return self.request("GET", path, **kw)
+
+
+def vault_api(dep: Deployment, vault_host: str, *, with_token: bool = True) -> VaultAPI:
+    port = int(dep.setting("vault_server_port", vault_host))
+    ca = dep.secrets_dir / "pki" / "ca.pem"
+    with contextlib.suppress(KeyError, jinja2.TemplateError):
+        ca = Path(dep.setting("vault_kms_ca_cert_controller", vault_host))
+    token = dep.root_token(vault_host) if with_token else None
+    return VaultAPI(dep.address(vault_host), port, vault_host, str(ca), token)
+
+
+HCL_PATH_RE = re.compile(r'path\s+"([^"]+)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]\s*\}', re.S)
+
+
+def parse_policy(text: str) -> dict[str, list[str]]:
+    """Path -> capabilities of an HCL policy (the only constructs the quickstart uses)."""
+    blocks = {m.group(1): re.findall(r'"([^"]+)"', m.group(2)) for m in HCL_PATH_RE.finditer(text)}
+    stripped = HCL_PATH_RE.sub("", text)
+    stripped = re.sub(r"#[^\n]*", "", stripped).strip()
+    if stripped:
+        blocks["<unparsed>"] = [stripped]
+    return blocks

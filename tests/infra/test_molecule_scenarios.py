@@ -1,0 +1,117 @@
+"""Run the molecule scenarios from pytest, so `make test` ends with pytest's one summary line.
+
+Each scenario is a full `molecule test` (create, prepare, converge, idempotence, verify,
+destroy) whose verify step runs the testinfra suites beside this file. Output goes to
+``.cache/molecule/<scenario>.log``; a failure shows its tail. Scenarios run one at a time by
+default; ``SEALSTORE_MOLECULE_JOBS=2`` runs two at once (each uses its own containers and
+network).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = ["default", "master-key", "namespace"]
+LOG_DIR = REPO / ".cache" / "molecule"
+TIMEOUT_S = int(os.environ.get("SEALSTORE_MOLECULE_TIMEOUT", "1800"))
+
+
+@dataclass
+class Run:
+    scenario: str
+    returncode: int
+    seconds: float
+    log: Path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["NO_COLOR"] = "1"
+    env["PY_COLORS"] = "0"
+    for var in ("MOLECULE_INVENTORY_FILE", "SEALSTORE_INFRA_INVENTORY", "ANSIBLE_CONFIG"):
+        env.pop(var, None)
+    return env
+
+
+def _run(scenario: str) -> Run:
+    LOG_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = LOG_DIR / f"{scenario}.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.monotonic()
+    with os.fdopen(fd, "w") as out:
+        # A run that was interrupted earlier may have left containers behind.
+        subprocess.run(
+            ["molecule", "destroy", "-s", scenario],
+            cwd=REPO,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+            timeout=300,
+        )
+        try:
+            proc = subprocess.run(
+                ["molecule", "test", "-s", scenario],
+                cwd=REPO,
+                env=_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=TIMEOUT_S,
+            )
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n*** molecule test -s {scenario} timed out after {TIMEOUT_S}s\n")
+            rc = -1
+    if rc != 0:
+        # Leave nothing running after a failure either.
+        subprocess.run(
+            ["molecule", "destroy", "-s", scenario],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+    return Run(scenario, rc, time.monotonic() - start, log)
+
+
+@pytest.fixture(scope="session")
+def molecule_runs() -> dict[str, Future[Run]]:
+    probe = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    assert probe.returncode == 0, "no Docker engine answers: run `make docker` (as root) first"
+    image = os.environ.get("SEALSTORE_LAB_IMAGE", "sealstore/lab-base:bookworm")
+    probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    assert probe.returncode == 0, f"image {image} missing: run `make image` first"
+    jobs = max(1, int(os.environ.get("SEALSTORE_MOLECULE_JOBS", "1")))
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="molecule")
+    return {s: pool.submit(_run, s) for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(scenario: str, molecule_runs: dict[str, Future[Run]]):
+    run = molecule_runs[scenario].result()
+    if run.returncode != 0:
+        tail = run.log.read_text(errors="replace")[-6000:]
+        pytest.fail(
+            f"molecule test -s {scenario} failed (rc={run.returncode}, {run.seconds:.0f}s); "
+            f"full log: {run.log}\n{tail}"
+        )
+    text = run.log.read_text(errors="replace")
+    for step in ("converge", "idempotence", "verify"):
+        assert re.search(rf"{step}: Executed: Successful", text), f"step {step} did not succeed"
+    assert "Verifier completed successfully" in text, "the testinfra suites did not run to success"
