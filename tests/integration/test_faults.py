@@ -1,0 +1,278 @@
+"""Failure behaviour with real processes: KMS outages, crashes, wrong keys, token expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.integration.openbao import AppRoleCreds, OpenBao
+from tests.integration.server import (
+    REGION,
+    ROOT_PASSWORD,
+    ROOT_USER,
+    ServerProcess,
+    base_env,
+)
+
+KEY_A = "fault-key:" + hashlib.sha256(b"A").hexdigest()
+KEY_B = "fault-key:" + hashlib.sha256(b"B").hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bao() -> Iterator[OpenBao]:
+    server = OpenBao().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def creds(bao: OpenBao) -> AppRoleCreds:
+    return bao.configure_sse()
+
+
+def status_of(exc: pytest.ExceptionInfo[ClientError]) -> int:
+    return int(exc.value.response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+def code_of(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def wait_until(pred, timeout: float, step: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+# ----------------------------------------------------------------------------- KMS outages
+
+
+def test_kms_paused_gives_503_writes_nothing_then_heals(
+    tmp_path: Path, bao: OpenBao, creds: AppRoleCreds
+) -> None:
+    srv = ServerProcess(tmp_path / "d", base_env(**creds.env()), tmp_path / "log").start()
+    try:
+        srv.wait_ready()
+        s3 = srv.client()
+        s3.create_bucket(Bucket="outage")
+        s3.put_object(Bucket="outage", Key="old", Body=b"old", ServerSideEncryption="AES256")
+        bao.pause()
+        try:
+            with pytest.raises(ClientError) as e:
+                s3.put_object(
+                    Bucket="outage", Key="new", Body=b"new", ServerSideEncryption="AES256"
+                )
+            assert status_of(e) == 503
+            assert code_of(e) == "ServiceUnavailable"
+            assert "KMS" in e.value.response["Error"]["Message"]
+            assert e.value.response["ResponseMetadata"]["HTTPHeaders"].get("retry-after")
+            with pytest.raises(ClientError) as e:
+                s3.put_object(
+                    Bucket="outage", Key="old", Body=b"overwrite", ServerSideEncryption="AES256"
+                )
+            assert status_of(e) == 503
+            with pytest.raises(ClientError) as e:
+                s3.get_object(Bucket="outage", Key="old")
+            assert status_of(e) == 503
+            # plaintext service continues while the KMS is away
+            s3.put_object(Bucket="outage", Key="plain", Body=b"plain")
+            assert s3.get_object(Bucket="outage", Key="plain")["Body"].read() == b"plain"
+            status, doc = srv.ready()
+            assert status == 503 and doc["ready"] is False
+        finally:
+            bao.resume()
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket="outage", Key="new")
+        assert status_of(e) == 404
+        srv.wait_ready(timeout=40)
+        assert s3.get_object(Bucket="outage", Key="old")["Body"].read() == b"old"
+        s3.put_object(Bucket="outage", Key="new", Body=b"new", ServerSideEncryption="AES256")
+        assert s3.get_object(Bucket="outage", Key="new")["Body"].read() == b"new"
+    finally:
+        srv.stop()
+    assert creds.secret_id not in srv.log_text()
+
+
+def test_start_while_openbao_down_then_heals(
+    tmp_path: Path, bao: OpenBao, creds: AppRoleCreds
+) -> None:
+    bao.stop()
+    srv = ServerProcess(tmp_path / "d", base_env(**creds.env()), tmp_path / "log")
+    try:
+        srv.start()
+        assert srv.get("/minio/health/live")[0] == 200
+        status, doc = srv.ready()
+        assert status == 503
+        assert doc["kms"]["ok"] is False and doc["kms"]["error"]
+        s3 = srv.client()
+        s3.create_bucket(Bucket="early")
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket="early", Key="e", Body=b"x", ServerSideEncryption="AES256")
+        assert status_of(e) == 503
+        bao.start()
+        srv.wait_ready(timeout=60)
+        s3.put_object(Bucket="early", Key="e", Body=b"healed", ServerSideEncryption="AES256")
+        assert s3.get_object(Bucket="early", Key="e")["Body"].read() == b"healed"
+    finally:
+        srv.stop()
+        if bao.proc is None or bao.proc.poll() is not None:
+            bao.start()
+
+
+# ----------------------------------------------------------------------------- crashes
+
+
+def _partial_put(srv: ServerProcess, bucket: str, key: str, body: bytes, send: int) -> None:
+    """Send a correctly signed PUT but only ``send`` bytes of its body, then leave it hanging."""
+    url = f"{srv.endpoint}/{bucket}/{key}"
+    req = AWSRequest(
+        method="PUT",
+        url=url,
+        data=body,
+        headers={"Content-Length": str(len(body)), "x-amz-server-side-encryption": "AES256"},
+    )
+    S3SigV4Auth(Credentials(ROOT_USER, ROOT_PASSWORD), "s3", REGION).add_auth(req)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.putrequest("PUT", f"/{bucket}/{key}", skip_accept_encoding=True)
+    for name, value in req.headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    view = memoryview(body)
+    for off in range(0, send, 1 << 20):
+        conn.send(view[off : min(send, off + (1 << 20))])
+    time.sleep(1.0)  # let the server encrypt and write what it has
+    return None
+
+
+def test_kill9_during_put_leaves_old_object_or_nothing(tmp_path: Path) -> None:
+    env = base_env(MINIO_SSE_MASTER_KEY=KEY_A)
+    srv = ServerProcess(tmp_path / "d", env, tmp_path / "log").start()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="crash")
+    old = os.urandom(3 * 1024 * 1024)
+    s3.put_object(Bucket="crash", Key="obj", Body=old, ServerSideEncryption="AES256")
+    big = os.urandom(48 * 1024 * 1024)
+    _partial_put(srv, "crash", "obj", big, 40 * 1024 * 1024)
+    _partial_put(srv, "crash", "fresh", big, 40 * 1024 * 1024)
+    srv.kill()
+    srv.start()
+    try:
+        s3 = srv.client()
+        got = s3.get_object(Bucket="crash", Key="obj")["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(old).digest()
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket="crash", Key="fresh")
+        assert status_of(e) == 404
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket="crash").get("Contents", [])]
+        assert listed == ["obj"]
+        # no orphaned partial data survives the restart sweep
+        total = sum(p.stat().st_size for p in (tmp_path / "d").rglob("*") if p.is_file())
+        assert total < 20 * 1024 * 1024, total
+    finally:
+        srv.stop()
+
+
+def test_wrong_master_key_answers_403_and_keeps_serving(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "d", base_env(MINIO_SSE_MASTER_KEY=KEY_A), tmp_path / "log")
+    srv.start()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="keys")
+    s3.put_object(Bucket="keys", Key="enc", Body=b"sealed with A", ServerSideEncryption="AES256")
+    s3.put_object(Bucket="keys", Key="plain", Body=b"not encrypted")
+    srv.stop()
+    srv.env = base_env(MINIO_SSE_MASTER_KEY=KEY_B)
+    srv.start()
+    try:
+        s3 = srv.client()
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket="keys", Key="enc")
+        assert status_of(e) == 403
+        assert code_of(e) == "AccessDenied"
+        assert s3.get_object(Bucket="keys", Key="plain")["Body"].read() == b"not encrypted"
+        s3.put_object(
+            Bucket="keys", Key="enc2", Body=b"sealed with B", ServerSideEncryption="AES256"
+        )
+        assert s3.get_object(Bucket="keys", Key="enc2")["Body"].read() == b"sealed with B"
+        assert srv.proc is not None and srv.proc.poll() is None
+    finally:
+        srv.stop()
+    log = srv.log_text()
+    for secret in (KEY_A.split(":")[1], KEY_B.split(":")[1], ROOT_PASSWORD):
+        assert secret not in log
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = base_env(MINIO_SSE_MASTER_KEY="nocolon-" + "ab" * 32)
+    srv = ServerProcess(tmp_path / "d", env, tmp_path / "log")
+    srv.start(wait=False)
+    assert srv.proc is not None
+    assert srv.proc.wait(20) == 2
+    out = srv.log_text().strip().splitlines()
+    assert len(out) == 1 and "MINIO_SSE_MASTER_KEY" in out[0]
+    assert "ab" * 32 not in out[0]
+
+
+def test_multiple_workers_and_graceful_sigterm(tmp_path: Path) -> None:
+    env = base_env(MINIO_SSE_MASTER_KEY=KEY_A)
+    srv = ServerProcess(tmp_path / "d", env, tmp_path / "log", workers=2).start()
+    try:
+        srv.wait_ready()
+        s3 = srv.client()
+        s3.create_bucket(Bucket="workers")
+        for i in range(20):
+            s3.put_object(
+                Bucket="workers", Key=f"k{i}", Body=b"w" * i, ServerSideEncryption="AES256"
+            )
+        for i in range(20):
+            assert s3.get_object(Bucket="workers", Key=f"k{i}")["Body"].read() == b"w" * i
+        pids = {
+            r.get("pid") for r in srv.log_records() if r.get("msg") == "sealstore ready to serve"
+        }
+        assert len(pids) == 2
+    finally:
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(30) == 0
+
+
+# ----------------------------------------------------------------------------- token expiry
+
+
+@pytest.mark.slow
+def test_outlives_two_token_periods(tmp_path: Path, bao: OpenBao, creds: AppRoleCreds) -> None:
+    """The AppRole token has period=60s: the server must renew (or re-login) on its own."""
+    srv = ServerProcess(tmp_path / "d", base_env(**creds.env()), tmp_path / "log").start()
+    try:
+        srv.wait_ready()
+        s3 = srv.client()
+        s3.create_bucket(Bucket="periods")
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < 130:
+            body = f"round {i}".encode() * 100
+            s3.put_object(Bucket="periods", Key=f"k{i}", Body=body, ServerSideEncryption="AES256")
+            assert s3.get_object(Bucket="periods", Key=f"k{i}")["Body"].read() == body
+            assert s3.get_object(Bucket="periods", Key="k0")["Body"].read() == b"round 0" * 100
+            i += 1
+            time.sleep(5)
+        assert i >= 20
+        assert srv.ready()[0] == 200
+    finally:
+        srv.stop()
+    assert creds.secret_id not in srv.log_text()
