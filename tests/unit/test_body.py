@@ -269,15 +269,37 @@ def test_read_all_small_document() -> None:
             reader,
             make_auth(PayloadMode.SIGNED, hashlib.sha256(doc).hexdigest()),
             CIMultiDict({"Content-Length": "9"}),
-            max_size=1024,
         )
         try:
-            return await rb.read()
+            return await rb.read(1024)
         finally:
             transport.close()
             sock_b.close()
 
     assert asyncio.run(go()) == b"<Delete/>"
+
+
+def test_read_all_limit() -> None:
+    async def go(headers: dict[str, str]) -> bytes:
+        loop = asyncio.get_running_loop()
+        sock_a, sock_b = socket.socketpair()
+        protocol = BaseProtocol(loop)
+        transport, _ = await loop.create_connection(lambda: protocol, sock=sock_a)
+        protocol.transport = transport  # type: ignore[assignment]
+        reader = StreamReader(protocol, 2**16, loop=loop)
+        reader.feed_data(DATA[:5000])  # below the reader's high-water mark
+        reader.feed_eof()
+        rb = RequestBody(reader, make_auth(PayloadMode.UNSIGNED), CIMultiDict(headers))
+        try:
+            return await rb.read(1024)
+        finally:
+            transport.close()
+            sock_b.close()
+
+    for headers in ({"Content-Length": "5000"}, {}):
+        with pytest.raises(S3Error) as exc:
+            asyncio.run(go(headers))
+        assert exc.value.code == "EntityTooLarge"
 
 
 # ------------------------------------------------------------------ aws-chunked bodies

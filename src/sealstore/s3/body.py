@@ -35,9 +35,11 @@ from .chunked import AwsChunkedDecoder, ChunkStream
 from .errors import S3Error
 from .sigv4 import AuthResult, PayloadMode
 
-__all__ = ["DEFAULT_READ_SIZE", "RequestBody"]
+__all__ = ["DEFAULT_READ_SIZE", "MAX_UPLOAD_SIZE", "RequestBody"]
 
 DEFAULT_READ_SIZE = 1 << 20
+# S3's limit for one PUT (and one part); the default bound so no request can fill the disk.
+MAX_UPLOAD_SIZE = 5 * 1024**3
 _STREAM_ERRORS = (
     RequestPayloadError,
     PayloadEncodingError,
@@ -80,7 +82,7 @@ class RequestBody:
         auth: AuthResult,
         headers: Mapping[str, str],
         *,
-        max_size: int | None = None,
+        max_size: int | None = MAX_UPLOAD_SIZE,
         compute_md5: bool = True,
         read_size: int = DEFAULT_READ_SIZE,
     ) -> None:
@@ -188,12 +190,17 @@ class RequestBody:
         self._used = True
         return self._iterate()
 
-    async def read(self) -> bytes:
-        """The whole (small) body, verified; requires ``max_size`` (XML request documents)."""
-        if self._max_size is None:
-            raise ValueError("read() needs max_size so a client cannot exhaust memory")
-        parts = [chunk async for chunk in self]
-        return b"".join(parts)
+    async def read(self, limit: int) -> bytes:
+        """The whole body, verified, for small documents (XML); over ``limit`` bytes raises
+        EntityTooLarge before more than ``limit`` bytes are held in memory."""
+        if self.declared_length is not None and self.declared_length > limit:
+            raise S3Error("EntityTooLarge", f"The request body may be at most {limit} bytes.")
+        buf = bytearray()
+        async for chunk in self:
+            buf += chunk
+            if len(buf) > limit:
+                raise S3Error("EntityTooLarge", f"The request body may be at most {limit} bytes.")
+        return bytes(buf)
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         decoder: AwsChunkedDecoder | None = None
