@@ -614,3 +614,55 @@ def test_bucket_encryption_needs_kms(tmp_path) -> None:
         assert code_of(e) == "NotImplemented"
     finally:
         stop_and_check_log(srv)
+
+
+# =========================================================================== real OpenBao
+
+
+@pytest.mark.parametrize("creds_fixture", ["vault_creds", "vault_creds_ns1"])
+def test_multipart_and_bucket_default_with_openbao(request, tmp_path, creds_fixture) -> None:
+    """Same flows with data keys from OpenBao transit over AppRole (root and namespace)."""
+    creds = request.getfixturevalue(creds_fixture)
+    srv = start_server(tmp_path / "srv", **creds.env())
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="vault-mp")
+        multipart_roundtrip(s3, srv, "vault-mp", tmp_path, ServerSideEncryption="AES256")
+
+        s3.put_bucket_encryption(Bucket="vault-mp", ServerSideEncryptionConfiguration=AES_RULE)
+        data = content(200_000, "vault-default")
+        assert s3.put_object(Bucket="vault-mp", Key="p", Body=data)["ServerSideEncryption"] == (
+            "AES256"
+        )
+        assert s3.get_object(Bucket="vault-mp", Key="p")["Body"].read() == data
+        assert_ciphertext_at_rest(srv.data_dir, data)
+
+        # The sealed DEK in the upload's metadata is an OpenBao transit ciphertext.
+        import asyncio
+
+        from sealstore.storage.fs import FSBackend
+
+        async def look():
+            fs = FSBackend(srv.data_dir)
+            await fs.open()
+            try:
+                return await fs.head("vault-mp", "dir/big.bin")
+            finally:
+                await fs.close()
+
+        meta = asyncio.run(look())
+        sealed_dek = base64.b64decode(meta.internal[sse.META_S3_KMS_SEALED_KEY])
+        assert sealed_dek.startswith(b"vault:v1:")
+        assert meta.internal[sse.META_S3_KMS_KEY_ID] == creds.key_name
+
+        # Listing sizes/ETags need no KMS call and match the plaintext.
+        rows = {o["Key"]: o for o in s3.list_objects_v2(Bucket="vault-mp")["Contents"]}
+        assert rows["p"]["Size"] == len(data)
+        assert rows["p"]["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+        res = s3.delete_objects(
+            Bucket="vault-mp", Delete={"Objects": [{"Key": "p"}, {"Key": "dir/big.bin"}]}
+        )
+        assert len(res["Deleted"]) == 2
+        assert "Contents" not in s3.list_objects_v2(Bucket="vault-mp")
+    finally:
+        stop_and_check_log(srv, creds.secret_id)
