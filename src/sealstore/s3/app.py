@@ -240,7 +240,13 @@ def resolve_handler(op: str) -> Handler:
             try:
                 mod = importlib.import_module(f"sealstore.s3.handlers.{mod_name}")
                 fn = getattr(mod, func_name, None)
-            except ImportError:
+            except Exception as exc:
+                from sealstore.log import get_logger
+
+                get_logger().error(
+                    "handler module failed to import; its operations answer NotImplemented",
+                    extra={"module": mod_name, "error": f"{type(exc).__name__}: {exc}"},
+                )
                 fn = None
         _resolved[op] = fn
     fn = _resolved[op]
@@ -408,7 +414,12 @@ def _finish(
     duration_ms = (time.perf_counter() - started) * 1000
     body = getattr(s3req, "_body", None) if s3req is not None else None
     bytes_in = getattr(body, "size", None) or 0
-    bytes_out = resp.body_length if resp.prepared else len(getattr(resp, "body", b"") or b"")
+    if request.method == "HEAD":
+        bytes_out = 0
+    elif isinstance(resp, web.Response):
+        bytes_out = len(resp.body or b"") if isinstance(resp.body, bytes) else 0
+    else:
+        bytes_out = resp.content_length or 0 if resp.prepared else 0
     ctx.metrics.record_request(op, resp.status, int(bytes_in or 0), int(bytes_out or 0))
     ctx.logger.info(
         "request",

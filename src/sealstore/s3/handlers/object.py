@@ -185,7 +185,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
         internal: dict[str, str] = {}
         if encrypted:
             assert req.ctx.kms is not None
-            oek, internal = await _new_key(req, bucket, key)
+            oek, internal = await new_key(req, bucket, key)
             plain_size, _ = await sse.encrypt_stream(oek, body, writer.write)
         else:
             oek = None
@@ -218,7 +218,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     return resp
 
 
-async def _new_key(req: S3Request, bucket: str, key: str) -> tuple[bytes, dict[str, str]]:
+async def new_key(req: S3Request, bucket: str, key: str) -> tuple[bytes, dict[str, str]]:
     """KMS data key + sealed OEK, counting the KMS call and dropping readiness on outage."""
     from sealstore.kms.base import KMSUnavailableError
 
@@ -239,7 +239,7 @@ async def _new_key(req: S3Request, bucket: str, key: str) -> tuple[bytes, dict[s
     return result
 
 
-async def _open_key(req: S3Request, meta: ObjectMeta) -> bytes:
+async def open_key(req: S3Request, meta: ObjectMeta) -> bytes:
     """Recover the OEK of an encrypted object (one KMS decrypt)."""
     from sealstore.kms.base import KMSUnavailableError
 
@@ -262,6 +262,11 @@ async def _open_key(req: S3Request, meta: ObjectMeta) -> bytes:
         raise
     req.ctx.metrics.record_kms("decrypt", "ok")
     return oek
+
+
+# Former private names, still imported by the multipart handlers.
+_new_key = new_key
+_open_key = open_key
 
 
 # ----------------------------------------------------------------------------- reading
@@ -460,7 +465,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     resp.content_length = rng.length
     if head:
         return await req.start_stream(resp)
-    oek = await _open_key(req, meta) if encrypted else None
+    oek = await open_key(req, meta) if encrypted else None
     stream = plaintext_stream(req, meta, oek, rng.start, rng.length)
     # Pull the first chunk before sending headers: a vanished file or tampered first
     # package still becomes a proper S3 error instead of a cut connection.
@@ -558,11 +563,11 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     writer = await storage.new_writer(bucket, key)
     async with writer:
         encrypted = await decide_sse(req, bucket, inherit=src_encrypted)
-        src_oek = await _open_key(req, src) if src_encrypted else None
+        src_oek = await open_key(req, src) if src_encrypted else None
         internal: dict[str, str] = {}
         dst_oek: bytes | None = None
         if encrypted:
-            dst_oek, internal = await _new_key(req, bucket, key)
+            dst_oek, internal = await new_key(req, bucket, key)
         md5 = hashlib.md5(usedforsecurity=False)
 
         async def source() -> AsyncIterator[bytes]:
