@@ -282,3 +282,78 @@ def test_env_file_credentials_and_kms_status(mk_server: ServerProcess, tmp_path:
     assert "world-readable" in proc.stderr
     missing = run_client("kms-status", "--endpoint", mk_server.endpoint, env=env)
     assert missing.returncode == 1 and "no credentials" in missing.stdout
+
+
+# ------------------------------------------------------------------------ OpenBao transit mode
+
+
+@pytest.fixture(scope="module")
+def vault_server(tmp_path_factory: pytest.TempPathFactory, openbao) -> Iterator[ServerProcess]:
+    creds = openbao.configure_sse(namespace="ns1")
+    srv = _start(tmp_path_factory.mktemp("client"), "vault", **creds.env())
+    yield srv
+    srv.stop()
+    assert creds.secret_id not in srv.log_text()
+
+
+def test_roundtrip_vault_namespace(vault_server: ServerProcess):
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        vault_server.endpoint,
+        "--modes",
+        "sse-s3,bucket-default",
+        "--range-checks",
+        "--keep",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True
+    assert doc["kms_key_id"] == "my-minio-key" and doc["kms"]["kind"] == "vault"
+    assert {o["sse"] for o in doc["objects"]} == {"AES256"}
+    assert OK_LINE.match(doc["summary"])
+    biggest = max(doc["objects"], key=lambda o: o["size"])
+    scan = run_client(
+        "scan",
+        "--data-dir",
+        str(vault_server.data_dir),
+        "--seed",
+        biggest["seed"],
+        "--size",
+        str(biggest["size"]),
+        "--json",
+    )
+    assert scan.returncode == 0, scan.stdout
+    report = json.loads(scan.stdout)
+    assert report["ok"] is True and report["leaks"] == [] and report["bytes"] > biggest["size"]
+    status = run_client("kms-status", "--endpoint", vault_server.endpoint, "--json")
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["kind"] == "vault"
+
+
+def test_kms_outage_is_reported(tmp_path: Path, private_openbao):
+    creds = private_openbao.configure_sse()
+    srv = _start(tmp_path, "outage", **creds.env())
+    try:
+        args = ("roundtrip", "--endpoint", srv.endpoint, "--sizes", "1", "--multipart-size", "0")
+        assert run_client(*args).returncode == 0
+        private_openbao.stop()
+        proc = run_client(*args, "--json")
+        assert proc.returncode == 1
+        doc = json.loads(proc.stdout)
+        failed = [c for c in doc["checks"] if not c["ok"]]
+        assert failed and failed[0]["name"] == "kms-status"
+        assert doc["summary"].startswith("FAIL sealstore roundtrip: kms-status")
+    finally:
+        srv.stop()
+
+
+def test_tls_error_is_one_clear_line(openbao_tls):
+    proc = run_client("roundtrip", "--endpoint", openbao_tls.address, "--sizes", "1")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(
+        f"FAIL sealstore roundtrip: TLS error talking to {openbao_tls.address}"
+    )
+    assert "certificate verify failed" in proc.stdout
+    assert len(proc.stdout.splitlines()) == 1
