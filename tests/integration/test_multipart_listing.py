@@ -666,3 +666,94 @@ def test_multipart_and_bucket_default_with_openbao(request, tmp_path, creds_fixt
         assert "Contents" not in s3.list_objects_v2(Bucket="vault-mp")
     finally:
         stop_and_check_log(srv, creds.secret_id)
+
+
+# =========================================================================== keep-alive completion
+
+
+@pytest.fixture
+def inprocess_server(tmp_path) -> Iterator[str]:
+    """The real app (real storage, master-key KMS) served from a thread in this process, so
+    the test can shorten the completion keep-alive thresholds of the multipart module."""
+    import argparse
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from sealstore.config import Settings
+    from sealstore.s3.app import build_app
+    from tests.integration.server import free_port
+
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    settings = Settings.from_env(
+        {
+            "MINIO_ROOT_USER": ROOT_USER,
+            "MINIO_ROOT_PASSWORD": ROOT_PASSWORD,
+            "MINIO_SSE_MASTER_KEY": MASTER_KEY,
+        },
+        argparse.Namespace(address=f"127.0.0.1:{port}", data_dir=str(tmp_path / "data")),
+    )
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(build_app(settings))
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(20)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_complete_with_keepalive_whitespace(inprocess_server, monkeypatch) -> None:
+    """When completion is slow the 200 is sent early with whitespace, then the result or an
+    ``<Error>`` document in the body; botocore understands both (as with AWS)."""
+    from sealstore.s3.handlers import multipart
+    from tests.integration.server import make_client
+
+    monkeypatch.setattr(multipart, "KEEPALIVE_AFTER", 0.0)
+    monkeypatch.setattr(multipart, "KEEPALIVE_EVERY", 0.0)
+    s3 = make_client(inprocess_server)
+    s3.create_bucket(Bucket="keepalive")
+    uid = s3.create_multipart_upload(Bucket="keepalive", Key="k", ServerSideEncryption="AES256")[
+        "UploadId"
+    ]
+    p1, p2 = content(5 * MiB, "ka1"), content(1000, "ka2")
+    e1 = s3.upload_part(Bucket="keepalive", Key="k", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+    e2 = s3.upload_part(Bucket="keepalive", Key="k", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
+
+    # An error discovered after the 200 went out arrives as an <Error> body.
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(
+            Bucket="keepalive",
+            Key="k",
+            UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e2}]},
+        )
+    assert code_of(e) == "InvalidPart"
+
+    done = s3.complete_multipart_upload(
+        Bucket="keepalive",
+        Key="k",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]},
+    )
+    md5s = hashlib.md5(p1).digest() + hashlib.md5(p2).digest()
+    assert done["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-2"'
+    assert done["ServerSideEncryption"] == "AES256"
+    # It really was the streamed (keep-alive) answer, not the buffered one.
+    assert done["ResponseMetadata"]["HTTPHeaders"].get("transfer-encoding") == "chunked"
+    assert s3.get_object(Bucket="keepalive", Key="k")["Body"].read() == p1 + p2
