@@ -276,3 +276,47 @@ def test_outlives_two_token_periods(tmp_path: Path, bao: OpenBao, creds: AppRole
     finally:
         srv.stop()
     assert creds.secret_id not in srv.log_text()
+
+
+# ----------------------------------------------------------------------------- tampering
+
+
+def _blob_path(data_dir: Path, bucket: str, key: str) -> Path:
+    import asyncio
+
+    from sealstore.storage.fs import FSBackend
+
+    async def find() -> Path:
+        store = FSBackend(data_dir)
+        await store.open()
+        try:
+            meta = await store.head(bucket, key)
+            return store.layout.blob(meta.files[0])
+        finally:
+            await store.close()
+
+    return asyncio.run(find())
+
+
+def test_tampered_ciphertext_is_detected(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "d", base_env(MINIO_SSE_MASTER_KEY=KEY_A), tmp_path / "log")
+    srv.start()
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="tamper")
+        s3.put_object(Bucket="tamper", Key="t", Body=b"x" * 5000, ServerSideEncryption="AES256")
+        blob = _blob_path(tmp_path / "d", "tamper", "t")
+        raw = bytearray(blob.read_bytes())
+        raw[100] ^= 0x01
+        blob.write_bytes(bytes(raw))
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket="tamper", Key="t")
+        assert code_of(e) == "XMinioObjectTampered"
+        assert status_of(e) == 500
+        body = str(e.value.response)
+        assert "Traceback" not in body
+        # the server keeps serving
+        s3.put_object(Bucket="tamper", Key="ok", Body=b"fine")
+        assert s3.get_object(Bucket="tamper", Key="ok")["Body"].read() == b"fine"
+    finally:
+        srv.stop()
