@@ -414,7 +414,7 @@ class OpenBao:
             json=body,
             headers=headers,
             verify=self._verify(),
-            timeout=10,
+            timeout=60,  # generous: raft fsyncs on a loaded 2-core CI box
         )
         if resp.status_code not in ok:
             detail = resp.text[:300]
