@@ -280,6 +280,86 @@ def test_multipart_errors(s3, bucket) -> None:
     assert code_of(e) == "NoSuchUpload"
 
 
+def test_upload_part_copy(s3, mk_server, bucket) -> None:
+    """Parts copied from an encrypted and a plain object (whole and ranged), re-encrypted
+    under the destination upload's part keys."""
+    enc_src = content(6 * MiB + 11, "copy-enc")
+    plain_src = content(300_000, "copy-plain")
+    s3.put_object(Bucket=bucket, Key="src/enc", Body=enc_src, ServerSideEncryption="AES256")
+    s3.put_object(Bucket=bucket, Key="src/plain", Body=plain_src)
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="copied", ServerSideEncryption="AES256")[
+        "UploadId"
+    ]
+    r1 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="copied",
+        UploadId=uid,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src/enc"},
+    )
+    assert r1["CopyPartResult"]["ETag"] == f'"{hashlib.md5(enc_src).hexdigest()}"'
+    assert r1["ServerSideEncryption"] == "AES256"
+    r2 = s3.upload_part_copy(
+        Bucket=bucket,
+        Key="copied",
+        UploadId=uid,
+        PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "src/plain"},
+        CopySourceRange="bytes=65530-200000",
+    )
+    piece = plain_src[65530:200001]
+    assert r2["CopyPartResult"]["ETag"] == f'"{hashlib.md5(piece).hexdigest()}"'
+    for bad in ("bytes=0-300000", "bytes=5-1", "bytes=-10", "items=0-1"):
+        with pytest.raises(ClientError) as e:
+            s3.upload_part_copy(
+                Bucket=bucket,
+                Key="copied",
+                UploadId=uid,
+                PartNumber=3,
+                CopySource={"Bucket": bucket, "Key": "src/plain"},
+                CopySourceRange=bad,
+            )
+        assert code_of(e) == "InvalidArgument", bad
+    with pytest.raises(ClientError) as e:
+        s3.upload_part_copy(
+            Bucket=bucket,
+            Key="copied",
+            UploadId=uid,
+            PartNumber=3,
+            CopySource={"Bucket": bucket, "Key": "src/missing"},
+        )
+    assert code_of(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.upload_part_copy(
+            Bucket=bucket,
+            Key="copied",
+            UploadId=uid,
+            PartNumber=3,
+            CopySource={"Bucket": bucket, "Key": "src/plain"},
+            CopySourceIfMatch='"' + "0" * 32 + '"',
+        )
+    assert code_of(e) == "PreconditionFailed"
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="copied",
+        UploadId=uid,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": r2["CopyPartResult"]["ETag"]},
+            ]
+        },
+    )
+    got = s3.get_object(Bucket=bucket, Key="copied")
+    assert got["ServerSideEncryption"] == "AES256"
+    assert got["Body"].read() == enc_src + piece
+    assert_ciphertext_at_rest(mk_server.data_dir, enc_src)
+    # The plain source is (rightly) stored as plaintext; its copy must not be: the piece
+    # may be found in exactly one file, the source's.
+    res = scan_dir(str(mk_server.data_dir), lambda off, n: piece[off : off + n], len(piece))
+    assert len({leak.path for leak in res.leaks}) == 1
+
+
 def test_malformed_complete_body(s3, mk_server, bucket) -> None:
     uid = s3.create_multipart_upload(Bucket=bucket, Key="mal")["UploadId"]
     resp = signed_request(

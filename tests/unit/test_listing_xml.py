@@ -518,3 +518,13 @@ def test_start_after_and_max_keys_zero(filled_storage):
     zero = ls.parse_list_params({"list-type": "2", "max-keys": "0"})
     page = asyncio.run(ls.fetch_page(fs, "bkt", zero))
     assert page.contents == [] and page.common_prefixes == [] and not page.is_truncated
+
+
+def test_parse_copy_range():
+    assert mp.parse_copy_range(None, 10) == (0, 10)
+    assert mp.parse_copy_range("bytes=0-0", 10) == (0, 1)
+    assert mp.parse_copy_range("bytes=2-9", 10) == (2, 8)
+    for bad in ("bytes=0-10", "bytes=5-4", "bytes=-3", "bytes=3-", "bits=0-1", "bytes=a-b"):
+        with pytest.raises(S3Error) as ei:
+            mp.parse_copy_range(bad, 10)
+        assert ei.value.code == "InvalidArgument"

@@ -427,7 +427,7 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     bucket, key = _bucket_key(req)
     number = parse_part_number(req.query.get("partNumber"))
     if req.header("x-amz-copy-source") is not None:
-        return await upload_part_copy(req)
+        return await upload_part_copy(req)  # the router sends both to UploadPart
     _reject_ssec(req)
     _check_content_length(req)
     upload = await _get_upload(req, bucket, key)
@@ -458,11 +458,95 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     return req.make_response(200)
 
 
+def parse_copy_range(value: str | None, size: int) -> tuple[int, int]:
+    """``x-amz-copy-source-range: bytes=first-last`` -> (offset, length) within ``size``.
+
+    Unlike GET ranges, S3 accepts only the explicit ``first-last`` form here, and a range
+    outside the source is an error rather than being clipped.
+    """
+    if value is None:
+        return 0, size
+    spec = value.strip()
+    if not spec.startswith("bytes="):
+        raise S3Error(
+            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
+        )
+    first_s, sep, last_s = spec[len("bytes=") :].partition("-")
+    if not sep or not first_s.isdigit() or not last_s.isdigit():
+        raise S3Error(
+            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
+        )
+    first, last = int(first_s), int(last_s)
+    if first > last or last >= size:
+        raise S3Error(
+            "InvalidArgument",
+            f"Range specified is not valid for source object of size: {size}",
+        )
+    return first, last - first + 1
+
+
 async def upload_part_copy(req: S3Request) -> web.StreamResponse:
-    """PUT ...?partNumber&uploadId with x-amz-copy-source: not offered yet (clear 501)."""
-    raise S3Error(
-        "NotImplemented", "UploadPartCopy is not supported yet; upload the part data instead"
+    """PUT ...?partNumber&uploadId with x-amz-copy-source: a part from (a range of) an object.
+
+    The source is decrypted if needed (its sealed key is bound to its own path) and the part
+    is encrypted under the destination upload's part key, exactly like an uploaded part.
+    """
+    from sealstore.s3.handlers.object import check_conditions, parse_copy_source, plaintext_stream
+
+    bucket, key = _bucket_key(req)
+    number = parse_part_number(req.query.get("partNumber"))
+    _reject_ssec(req)
+    for name in sse.SSEC_COPY_HEADERS:
+        if req.header(name) is not None:
+            raise S3Error(
+                "NotImplemented", "SSE-C (customer-provided keys) is not supported by this server"
+            )
+    src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
+    upload = await _get_upload(req, bucket, key)
+    storage = req.ctx.storage
+    src = await storage.head(src_bucket, src_key)
+    if check_conditions(req.headers, src, prefix="x-amz-copy-source-", copy=True) is not None:
+        raise S3Error("PreconditionFailed")
+    offset, length = parse_copy_range(req.header("x-amz-copy-source-range"), src.size)
+    if length > MAX_PART_SIZE:
+        raise S3Error("EntityTooLarge", f"A part may be at most {MAX_PART_SIZE} bytes")
+    src_oek: bytes | None = None
+    if sse.is_encrypted(src.internal):
+        if not sse.is_sse_s3(src.internal):
+            raise S3Error("NotImplemented", "The source uses an encryption type this server lacks")
+        src_oek = await open_key(req, src)
+    encrypted = _is_encrypted_upload(upload)
+    dst_oek = await open_key(req, upload.meta) if encrypted else None
+    md5 = hashlib.md5(usedforsecurity=False)
+    copied = 0
+
+    async def source() -> AsyncIterator[bytes]:
+        nonlocal copied
+        async for chunk in plaintext_stream(req, src, src_oek, offset, length):
+            md5.update(chunk)
+            copied += len(chunk)
+            yield chunk
+
+    with storage_errors(f"/{bucket}/{key}"):
+        writer = await storage.new_part_writer(upload, number)
+        try:
+            if dst_oek is not None:
+                await sse.encrypt_part(dst_oek, number, source(), writer.write)
+            else:
+                await _copy_into(writer, source())
+            if copied != length:
+                raise S3Error("InternalError", "The copy source ended early")
+            part = await writer.commit(md5.hexdigest(), copied, {})
+        except BaseException:
+            await writer.abort()
+            raise
+    if encrypted:
+        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    body = document(
+        "CopyPartResult",
+        [tag("LastModified", iso8601(part.last_modified)), tag("ETag", f'"{part.etag}"')],
     )
+    return req.xml_response(body)
 
 
 async def _complete(req: S3Request, upload: st.UploadMeta, parts: list[CompletePart]) -> Any:
