@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sealstore.crypto import dare, keys, ranges
+from sealstore.crypto.context import encode_context
 
 if TYPE_CHECKING:
     from sealstore.kms.base import KMS
@@ -39,6 +41,8 @@ SSEC_COPY_HEADERS = (
 )
 
 DOMAIN_SSE_S3 = "SSE-S3"
+DOMAIN_SSE_KMS = "SSE-KMS"
+KMS_ARN_PREFIX = "arn:aws:kms:"
 
 # Metadata entry names exactly as MinIO writes them (§3.5).
 META_SEAL_ALGORITHM = "X-Minio-Internal-Server-Side-Encryption-Seal-Algorithm"
@@ -111,6 +115,86 @@ def is_sse_s3(meta: Mapping[str, str]) -> bool:
     return _ci_get(meta, META_S3_SEALED_KEY) is not None
 
 
+def is_sse_kms(meta: Mapping[str, str]) -> bool:
+    """True when the object is SSE-KMS encrypted (has a KMS-sealed object key, §3.4)."""
+    return _ci_get(meta, META_KMS_SEALED_KEY) is not None
+
+
+def sse_kind(meta: Mapping[str, str]) -> str | None:
+    """ "SSE-S3", "SSE-KMS", "SSE-C" or None (not encrypted)."""
+    if is_sse_s3(meta):
+        return DOMAIN_SSE_S3
+    if is_sse_kms(meta):
+        return DOMAIN_SSE_KMS
+    if is_encrypted(meta):
+        return "SSE-C"
+    return None
+
+
+def kms_key_id_of(meta: Mapping[str, str]) -> str | None:
+    """The KMS key name stored with an encrypted object (raw string, not base64)."""
+    return _ci_get(meta, META_S3_KMS_KEY_ID)
+
+
+def normalize_kms_key_id(raw: str) -> str:
+    """Strip MinIO's accepted ``arn:aws:kms:`` prefix; callers reject surrounding spaces."""
+    return raw[len(KMS_ARN_PREFIX) :] if raw.startswith(KMS_ARN_PREFIX) else raw
+
+
+def kms_context(bucket: str, key: str, client_context: Mapping[str, str] | None) -> dict[str, str]:
+    """SSE-KMS context: the client's map plus ``{bucket: bucket/key}`` unless it names the
+    bucket itself (§3.4)."""
+    ctx = dict(client_context or {})
+    if bucket not in ctx:
+        ctx[bucket] = keys.go_path_join(bucket, key)
+    return ctx
+
+
+def stored_client_context(meta: Mapping[str, str]) -> dict[str, str]:
+    """Decode the client context stored with an SSE-KMS object ({} when none)."""
+    raw = _ci_get(meta, META_CONTEXT)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError):
+        raise SSEMetadataError(f"encryption metadata entry {META_CONTEXT} is malformed") from None
+    if not isinstance(doc, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+    ):
+        raise SSEMetadataError(f"encryption metadata entry {META_CONTEXT} is not a string map")
+    return doc
+
+
+async def new_kms_object_key(
+    kms: KMS,
+    key_id: str,
+    bucket: str,
+    key: str,
+    client_context: Mapping[str, str] | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """SSE-KMS: like :func:`new_object_key` but with the client's key id and context (§3.4).
+
+    Only the client's context is stored (canonical JSON, base64); the bucket entry is
+    re-added when the object is opened.
+    """
+    dk = await kms.generate_key(key_id, kms_context(bucket, key, client_context))
+    oek = keys.generate_object_key(dk.plaintext)
+    sealed = keys.seal_object_key(oek, dk.plaintext, DOMAIN_SSE_KMS, bucket, key)
+    meta = {
+        META_SEAL_ALGORITHM: sealed.algorithm,
+        META_IV: base64.b64encode(sealed.iv).decode(),
+        META_KMS_SEALED_KEY: base64.b64encode(sealed.key).decode(),
+        META_S3_KMS_KEY_ID: dk.key_id,
+        META_S3_KMS_SEALED_KEY: base64.b64encode(dk.ciphertext).decode(),
+        META_KMS_KIND: kms.kind,
+        META_FORMAT_VERSION: FORMAT_VERSION,
+    }
+    if client_context:
+        meta[META_CONTEXT] = base64.b64encode(encode_context(dict(client_context))).decode()
+    return oek, meta
+
+
 def object_context(bucket: str, key: str) -> dict[str, str]:
     """The KMS context MinIO binds SSE-S3 data keys to: ``{bucket: path.Join(bucket, key)}``."""
     return {bucket: keys.go_path_join(bucket, key)}
@@ -156,15 +240,16 @@ def parse_sealed_key(meta: Mapping[str, str]) -> keys.SealedKey:
     algorithm = _ci_get(meta, META_SEAL_ALGORITHM)
     if algorithm != keys.SEAL_ALGORITHM:
         raise SSEMetadataError(f"unsupported seal algorithm {algorithm!r}")
+    entry = META_KMS_SEALED_KEY if is_sse_kms(meta) and not is_sse_s3(meta) else META_S3_SEALED_KEY
     return keys.SealedKey(
         iv=_b64(meta, META_IV, 32),
         algorithm=algorithm,
-        key=_b64(meta, META_S3_SEALED_KEY, 64),
+        key=_b64(meta, entry, 64),
     )
 
 
 async def open_object_key(kms: KMS, meta: Mapping[str, str], bucket: str, key: str) -> bytes:
-    """Recover the OEK of an SSE-S3 object stored at ``bucket/key``.
+    """Recover the OEK of an SSE-S3 or SSE-KMS object stored at ``bucket/key``.
 
     Uses the key id *stored in the object* (objects keep pointing at the key that sealed
     them). Raises KMS errors (unavailable / decrypt), ``KeyMismatchError`` when the sealed
@@ -182,8 +267,12 @@ async def open_object_key(kms: KMS, meta: Mapping[str, str], bucket: str, key: s
         raise KMSDecryptError(
             f"object was sealed by a {stored_kind} KMS but this server uses {kms.kind}"
         )
-    dek = await kms.decrypt_key(key_id, ciphertext, object_context(bucket, key))
-    return keys.unseal_object_key(sealed, dek, DOMAIN_SSE_S3, bucket, key)
+    if is_sse_s3(meta):
+        domain, ctx = DOMAIN_SSE_S3, object_context(bucket, key)
+    else:
+        domain, ctx = DOMAIN_SSE_KMS, kms_context(bucket, key, stored_client_context(meta))
+    dek = await kms.decrypt_key(key_id, ciphertext, ctx)
+    return keys.unseal_object_key(sealed, dek, domain, bucket, key)
 
 
 def seal_etag_hex(oek: bytes, md5_hex: str) -> str:

@@ -302,7 +302,7 @@ def test_copy_source_conditions(s3, bucket: str) -> None:
 # ------------------------------------------------------------------------- SSE variants
 
 
-def test_ssec_and_ssekms_are_clear_not_implemented(s3, bucket: str) -> None:
+def test_ssec_is_clear_not_implemented(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.put_object(
             Bucket=bucket,
@@ -312,9 +312,90 @@ def test_ssec_and_ssekms_are_clear_not_implemented(s3, bucket: str) -> None:
             SSECustomerKey="k" * 32,
         )
     assert code_of(e) == "NotImplemented"
+    assert "SSE-C" in e.value.response["Error"]["Message"]
+
+
+def test_sse_kms_roundtrip_and_format(mk_server: ServerProcess, s3, bucket: str) -> None:
+    """aws:kms with a key id and a client context: MinIO's SSE-KMS metadata, domain SSE-KMS."""
+    import json
+
+    from sealstore.crypto.context import encode_context
+    from sealstore.kms.master_key import MasterKeyKMS
+    from sealstore.storage.fs import FSBackend
+
+    data = body_of(PKG + 5, "kms")
+    client_ctx = {"project": "sealstore"}
+    r = s3.put_object(
+        Bucket=bucket,
+        Key="kms/obj",
+        Body=data,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId="arn:aws:kms:sealstore-test-key",
+        SSEKMSEncryptionContext=base64.b64encode(json.dumps(client_ctx).encode()).decode(),
+    )
+    assert r["ServerSideEncryption"] == "aws:kms"
+    assert r["SSEKMSKeyId"] == "arn:aws:kms:sealstore-test-key"
+    g = s3.get_object(Bucket=bucket, Key="kms/obj")
+    assert g["ServerSideEncryption"] == "aws:kms"
+    assert g["SSEKMSKeyId"] == "arn:aws:kms:sealstore-test-key"
+    assert g["Body"].read() == data
+    g = s3.get_object(Bucket=bucket, Key="kms/obj", Range=f"bytes={PKG - 2}-{PKG + 2}")
+    assert g["Body"].read() == data[PKG - 2 : PKG + 3]
+    # default key when no key id is given; an unknown key id is 400 KMS.NotFoundException
+    r = s3.put_object(Bucket=bucket, Key="kms/default", Body=b"d", ServerSideEncryption="aws:kms")
+    assert r["SSEKMSKeyId"] == "arn:aws:kms:sealstore-test-key"
     with pytest.raises(ClientError) as e:
-        s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms")
-    assert code_of(e) == "NotImplemented"
+        s3.put_object(
+            Bucket=bucket,
+            Key="kms/x",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId="nope",
+        )
+    assert code_of(e) == "KMS.NotFoundException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # copy keeps SSE-KMS (same key id and context) at the new path
+    s3.copy_object(Bucket=bucket, Key="kms/copy", CopySource=f"{bucket}/kms/obj")
+    g = s3.get_object(Bucket=bucket, Key="kms/copy")
+    assert g["SSEKMSKeyId"] == "arn:aws:kms:sealstore-test-key"
+    assert g["Body"].read() == data
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket,
+            Key="bad",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSEncryptionContext="not base64 json",
+        )
+    assert code_of(e) == "InvalidArgument"
+
+    async def inspect() -> tuple[dict[str, str], bytes]:
+        store = FSBackend(mk_server.data_dir)
+        await store.open()
+        try:
+            meta = await store.head(bucket, "kms/obj")
+            return dict(meta.internal), b"".join([c async for c in store.read(meta)])
+        finally:
+            await store.close()
+
+    internal, raw = asyncio.run(inspect())
+    assert sse.META_KMS_SEALED_KEY in internal and sse.META_S3_SEALED_KEY not in internal
+    assert internal[sse.META_S3_KMS_KEY_ID] == "sealstore-test-key"
+    assert base64.b64decode(internal[sse.META_CONTEXT]) == encode_context(client_ctx)
+    kms = MasterKeyKMS.from_env_value(MASTER_KEY)
+    full_ctx = {**client_ctx, bucket: f"{bucket}/kms/obj"}
+    dek = asyncio.run(
+        kms.decrypt_key(
+            "sealstore-test-key", base64.b64decode(internal[sse.META_S3_KMS_SEALED_KEY]), full_ctx
+        )
+    )
+    sealed = keys.SealedKey(
+        iv=base64.b64decode(internal[sse.META_IV]),
+        algorithm="DAREv2-HMAC-SHA256",
+        key=base64.b64decode(internal[sse.META_KMS_SEALED_KEY]),
+    )
+    oek = keys.unseal_object_key(sealed, dek, "SSE-KMS", bucket, "kms/obj")
+    assert dare.decrypt(oek, raw) == data
 
 
 def test_no_kms_means_501(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,47 +66,103 @@ def _reject_ssec(req: S3Request, copy_source: bool = False) -> None:
         )
 
 
-def _requested_sse(req: S3Request) -> bool:
-    """True when the request asks for SSE-S3 in its own headers; validates the value."""
-    value = req.header(sse.SSE_HEADER)
-    kms_hint = req.header(sse.SSE_KMS_KEY_ID_HEADER) or req.header(sse.SSE_CONTEXT_HEADER)
-    if value is None and kms_hint is None:
-        return False
-    if (value or "").lower() == sse.SSE_KMS or (value is None and kms_hint is not None):
+@dataclass(frozen=True)
+class SSEChoice:
+    """How a new object will be encrypted: SSE-S3, or SSE-KMS with a key id and context."""
+
+    kind: str  # sse.DOMAIN_SSE_S3 or sse.DOMAIN_SSE_KMS
+    key_id: str | None = None  # SSE-KMS only; None = the KMS default key
+    context: dict[str, str] | None = None  # SSE-KMS client context
+
+
+SSE_S3 = SSEChoice(sse.DOMAIN_SSE_S3)
+
+
+def _parse_kms_context(raw: str) -> dict[str, str]:
+    try:
+        doc = json.loads(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+    ):
         raise S3Error(
-            "NotImplemented",
-            "SSE-KMS (aws:kms) is not supported by this server yet; "
-            "use SSE-S3 (x-amz-server-side-encryption: AES256)",
+            "InvalidArgument",
+            f"{sse.SSE_CONTEXT_HEADER} must be base64-encoded JSON of string keys and values",
         )
+    return doc
+
+
+def requested_sse(req: S3Request) -> SSEChoice | None:
+    """The encryption the request asks for in its own headers (validated), or None."""
+    value = req.header(sse.SSE_HEADER)
+    key_hdr = req.header(sse.SSE_KMS_KEY_ID_HEADER)
+    ctx_hdr = req.header(sse.SSE_CONTEXT_HEADER)
+    if value is None and key_hdr is None and ctx_hdr is None:
+        return None
+    if value is None or value.lower() == sse.SSE_KMS:
+        if value is not None and value != sse.SSE_KMS:
+            raise S3Error("InvalidEncryptionAlgorithmError")
+        key_id: str | None = None
+        if key_hdr is not None:
+            if not key_hdr or key_hdr.strip() != key_hdr:
+                raise S3Error(
+                    "InvalidArgument",
+                    "The KMS key id must not be empty or have leading or trailing spaces",
+                )
+            key_id = sse.normalize_kms_key_id(key_hdr)
+        context = _parse_kms_context(ctx_hdr) if ctx_hdr is not None else None
+        return SSEChoice(sse.DOMAIN_SSE_KMS, key_id, context)
     if value != sse.SSE_AES256:
         raise S3Error("InvalidEncryptionAlgorithmError")
-    return True
+    if key_hdr is not None or ctx_hdr is not None:
+        raise S3Error(
+            "InvalidArgument",
+            "A KMS key id or encryption context requires x-amz-server-side-encryption: aws:kms",
+        )
+    return SSE_S3
+
+
+async def decide_encryption(
+    req: S3Request, bucket: str, *, inherit: SSEChoice | None = None
+) -> SSEChoice | None:
+    """How to encrypt a new object in ``bucket`` (None = not at all).
+
+    Request headers first, then MINIO_SSE_AUTO_ENCRYPTION (SSE-S3), then the bucket default
+    rule, then ``inherit`` (a copy of an encrypted source stays encrypted at rest). Raises
+    501 when encryption is wanted but no KMS is configured.
+    """
+    choice = requested_sse(req)
+    if choice is None and req.ctx.settings.auto_encryption:
+        choice = SSE_S3
+    if choice is None:
+        from sealstore.s3.handlers.bucket_encryption import default_sse_rule
+
+        rule = default_sse_rule(await req.ctx.storage.get_bucket_config(bucket, "encryption"))
+        if rule is not None and rule.algorithm == sse.SSE_AES256:
+            choice = SSE_S3
+        elif rule is not None and rule.algorithm == sse.SSE_KMS:
+            key_id = sse.normalize_kms_key_id(rule.kms_key_id) if rule.kms_key_id else None
+            choice = SSEChoice(sse.DOMAIN_SSE_KMS, key_id)
+    if choice is None:
+        choice = inherit
+    if choice is not None and req.ctx.kms is None:
+        raise kms_not_configured()
+    return choice
 
 
 async def decide_sse(req: S3Request, bucket: str, *, inherit: bool = False) -> bool:
-    """Should the new object at ``bucket`` be SSE-S3 encrypted?
+    """SSE-S3 yes/no for callers that support only SSE-S3 (multipart uploads).
 
-    Request header first, then MINIO_SSE_AUTO_ENCRYPTION, then the bucket default rule,
-    then ``inherit`` (copy of an encrypted source keeps data encrypted at rest). Raises
-    501 when encryption is wanted but no KMS is configured.
+    SSE-KMS requests (header or bucket default) get a clear NotImplemented there.
     """
-    want = _requested_sse(req) or req.ctx.settings.auto_encryption
-    if not want:
-        from sealstore.s3.handlers.bucket_encryption import default_sse_algorithm
-
-        text = await req.ctx.storage.get_bucket_config(bucket, "encryption")
-        algorithm = default_sse_algorithm(text)
-        if algorithm == sse.SSE_KMS:
-            raise S3Error(
-                "NotImplemented",
-                "the bucket's default encryption is aws:kms, which this server does not "
-                "support yet; configure AES256",
-            )
-        want = algorithm == sse.SSE_AES256
-    want = want or inherit
-    if want and req.ctx.kms is None:
-        raise kms_not_configured()
-    return want
+    choice = await decide_encryption(req, bucket, inherit=SSE_S3 if inherit else None)
+    if choice is not None and choice.kind != sse.DOMAIN_SSE_S3:
+        raise S3Error(
+            "NotImplemented",
+            "SSE-KMS (aws:kms) is not supported for this operation yet; use AES256",
+        )
+    return choice is not None
 
 
 def _reject_sse_on_read(req: S3Request) -> None:
@@ -157,9 +214,19 @@ def _content_md5(req: S3Request) -> str | None:
     return digest.hex()
 
 
-def _sse_headers(resp: web.StreamResponse, encrypted: bool) -> None:
-    if encrypted:
+def _sse_headers(resp: web.StreamResponse, kind: str | None, key_id: str | None = None) -> None:
+    """Echo the SSE response headers (§6.2) for an object of the given kind."""
+    if kind == sse.DOMAIN_SSE_S3:
         resp.headers[sse.SSE_HEADER] = sse.SSE_AES256
+    elif kind == sse.DOMAIN_SSE_KMS:
+        resp.headers[sse.SSE_HEADER] = sse.SSE_KMS
+        if key_id:
+            arn = key_id if key_id.startswith(sse.KMS_ARN_PREFIX) else sse.KMS_ARN_PREFIX + key_id
+            resp.headers[sse.SSE_KMS_KEY_ID_HEADER] = arn
+
+
+def _meta_sse_headers(resp: web.StreamResponse, internal: Mapping[str, str]) -> None:
+    _sse_headers(resp, sse.sse_kind(internal), sse.kms_key_id_of(internal))
 
 
 def _require_key(req: S3Request) -> tuple[str, str]:
@@ -172,7 +239,7 @@ def _require_key(req: S3Request) -> tuple[str, str]:
 
 
 async def put_object(req: S3Request) -> web.StreamResponse:
-    """PUT /bucket/key: stream the body (optionally SSE-S3 encrypted) into storage."""
+    """PUT /bucket/key: stream the body (optionally SSE-S3/SSE-KMS encrypted) into storage."""
     bucket, key = _require_key(req)
     _reject_ssec(req)
     expected_md5 = _content_md5(req)
@@ -180,12 +247,11 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     storage = req.ctx.storage
     writer = await storage.new_writer(bucket, key)  # validates bucket + key before KMS
     async with writer:
-        encrypted = await decide_sse(req, bucket)
+        choice = await decide_encryption(req, bucket)
         body = req.body()
         internal: dict[str, str] = {}
-        if encrypted:
-            assert req.ctx.kms is not None
-            oek, internal = await new_key(req, bucket, key)
+        if choice is not None:
+            oek, internal = await new_key(req, bucket, key, choice)
             plain_size, _ = await sse.encrypt_stream(oek, body, writer.write)
         else:
             oek = None
@@ -214,18 +280,26 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     resp.headers["ETag"] = f'"{md5_hex}"'
     for name, value in (body.checksums or {}).items():
         resp.headers[name] = value
-    _sse_headers(resp, encrypted)
+    _meta_sse_headers(resp, internal)
     return resp
 
 
-async def new_key(req: S3Request, bucket: str, key: str) -> tuple[bytes, dict[str, str]]:
+async def new_key(
+    req: S3Request, bucket: str, key: str, choice: SSEChoice | None = None
+) -> tuple[bytes, dict[str, str]]:
     """KMS data key + sealed OEK, counting the KMS call and dropping readiness on outage."""
     from sealstore.kms.base import KMSUnavailableError
 
     kms = req.ctx.kms
-    assert kms is not None
+    if kms is None:
+        raise kms_not_configured()
     try:
-        result = await sse.new_object_key(kms, bucket, key)
+        if choice is not None and choice.kind == sse.DOMAIN_SSE_KMS:
+            result = await sse.new_kms_object_key(
+                kms, choice.key_id or kms.default_key_id, bucket, key, choice.context
+            )
+        else:
+            result = await sse.new_object_key(kms, bucket, key)
     except KMSUnavailableError as exc:
         req.ctx.metrics.record_kms("generate", "error")
         from sealstore.admin import mark_kms_failed
@@ -391,7 +465,7 @@ def check_conditions(
     return None
 
 
-def _object_headers(resp: web.StreamResponse, meta: ObjectMeta, encrypted: bool) -> None:
+def _object_headers(resp: web.StreamResponse, meta: ObjectMeta) -> None:
     resp.headers["ETag"] = f'"{meta.etag}"'
     resp.headers["Last-Modified"] = http_date(meta.last_modified)
     resp.headers["Accept-Ranges"] = "bytes"
@@ -402,7 +476,7 @@ def _object_headers(resp: web.StreamResponse, meta: ObjectMeta, encrypted: bool)
         resp.headers[name] = value
     if meta.parts:
         resp.headers["x-amz-mp-parts-count"] = str(len(meta.parts))
-    _sse_headers(resp, encrypted)
+    _meta_sse_headers(resp, meta.internal)
 
 
 def _not_modified(req: S3Request, meta: ObjectMeta, status: int) -> web.StreamResponse:
@@ -443,8 +517,8 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     if cond is not None:
         return _not_modified(req, meta, cond)
     encrypted = sse.is_encrypted(meta.internal)
-    if encrypted and not sse.is_sse_s3(meta.internal):
-        raise S3Error("NotImplemented", "The object uses an encryption type this server lacks")
+    if sse.sse_kind(meta.internal) == "SSE-C":
+        raise S3Error("NotImplemented", "The object uses SSE-C, which this server does not offer")
     rng = _part_range(req, meta)
     partial = rng is not None
     if rng is None:
@@ -454,7 +528,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
         rng = ByteRange(0, meta.size)
     status = 206 if partial and (req.query.get("partNumber") is None or meta.parts) else 200
     resp = web.StreamResponse(status=status)
-    _object_headers(resp, meta, encrypted)
+    _object_headers(resp, meta)
     for param, header in RESPONSE_OVERRIDES.items():
         value = req.query.get(param)
         if value is not None:
@@ -541,9 +615,19 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     if cond is not None:
         raise S3Error("PreconditionFailed")
     src_encrypted = sse.is_encrypted(src.internal)
-    if src_encrypted and not sse.is_sse_s3(src.internal):
-        raise S3Error("NotImplemented", "The source uses an encryption type this server lacks")
-    sse_header = _requested_sse(req)
+    src_kind = sse.sse_kind(src.internal)
+    if src_kind == "SSE-C":
+        raise S3Error("NotImplemented", "The source uses SSE-C, which this server does not offer")
+    inherit: SSEChoice | None = None
+    if src_kind == sse.DOMAIN_SSE_S3:
+        inherit = SSE_S3
+    elif src_kind == sse.DOMAIN_SSE_KMS:
+        inherit = SSEChoice(
+            sse.DOMAIN_SSE_KMS,
+            sse.kms_key_id_of(src.internal),
+            sse.stored_client_context(src.internal) or None,
+        )
+    sse_header = requested_sse(req) is not None
     if (
         src_bucket == bucket
         and src_key == key
@@ -562,12 +646,12 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
         content_type = src.content_type
     writer = await storage.new_writer(bucket, key)
     async with writer:
-        encrypted = await decide_sse(req, bucket, inherit=src_encrypted)
+        choice = await decide_encryption(req, bucket, inherit=inherit)
         src_oek = await open_key(req, src) if src_encrypted else None
         internal: dict[str, str] = {}
         dst_oek: bytes | None = None
-        if encrypted:
-            dst_oek, internal = await new_key(req, bucket, key)
+        if choice is not None:
+            dst_oek, internal = await new_key(req, bucket, key, choice)
         md5 = hashlib.md5(usedforsecurity=False)
 
         async def source() -> AsyncIterator[bytes]:
@@ -603,7 +687,7 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
         [tag("LastModified", iso8601(stored.last_modified)), tag("ETag", f'"{md5_hex}"')],
     )
     resp = req.xml_response(body)
-    _sse_headers(resp, encrypted)
+    _meta_sse_headers(resp, internal)
     return resp
 
 
