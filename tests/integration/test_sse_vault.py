@@ -177,3 +177,36 @@ def test_namespace(tmp_path: Path, bao: OpenBao) -> None:
     assert_no_secrets(srv, ns_creds)
     records = [json.dumps(r) for r in srv.log_records()]
     assert any('"op": "PutObject"' in r and '"status": 200' in r for r in records)
+
+
+def test_sse_kms_with_openbao(vault_server: ServerProcess, creds: AppRoleCreds) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = vault_server.client()
+    s3.create_bucket(Bucket="kms-bucket")
+    r = s3.put_object(
+        Bucket="kms-bucket",
+        Key="k",
+        Body=b"sse-kms via transit",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=creds.key_name,
+    )
+    assert r["ServerSideEncryption"] == "aws:kms"
+    assert r["SSEKMSKeyId"] == f"arn:aws:kms:{creds.key_name}"
+    g = s3.get_object(Bucket="kms-bucket", Key="k")
+    assert g["Body"].read() == b"sse-kms via transit"
+    assert g["SSEKMSKeyId"] == f"arn:aws:kms:{creds.key_name}"
+    # a key outside the least-privilege policy is refused and nothing is stored
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket="kms-bucket",
+            Key="denied",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId="some-other-key",
+        )
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 400
+    assert "some-other-key" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket="kms-bucket", Key="denied")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
