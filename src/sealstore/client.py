@@ -35,7 +35,7 @@ from sealstore.client_config import (
 )
 from sealstore.client_roundtrip import Options, Report, RoundTrip
 from sealstore.client_s3 import FatalClientError, fetch_kms_status, make_s3
-from sealstore.client_scan import DEFAULT_INDEX_BYTES, scan_seed
+from sealstore.client_scan import DEFAULT_INDEX_BYTES, default_jobs, scan_seed
 
 DEFAULT_MODES = "sse-s3,bucket-default"
 _CRED_HELP = (
@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_INDEX_BYTES >> 20,
         help="plaintext indexed per pass, bounds memory (default: %(default)s)",
+    )
+    sc.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="scanning processes (default: one per available core, at most 8)",
     )
     sc.add_argument("--json", action="store_true", help="print a JSON document on stdout")
 
@@ -199,7 +205,13 @@ def cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Scan a data directory for an object's plaintext."""
     try:
         size = parse_size(args.size)
-        result = scan_seed(args.data_dir, args.seed, size, index_bytes=max(1, args.index_mib) << 20)
+        result = scan_seed(
+            args.data_dir,
+            args.seed,
+            size,
+            index_bytes=max(1, args.index_mib) << 20,
+            jobs=args.jobs or default_jobs(),
+        )
     except (ClientConfigError, OSError) as exc:
         return _fail("sealstore scan", str(exc), args.json, out, err)
     facts = (

@@ -12,11 +12,14 @@ indexed in slices of ``index_bytes``, one pass over the directory per slice.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from sealstore import client_content
 
@@ -24,6 +27,7 @@ MIN_RUN = 16
 BLOCK = 8
 DEFAULT_INDEX_BYTES = 8 << 20
 DEFAULT_CHUNK = 1 << 20
+DEFAULT_SPLIT = 8 << 20
 # Bytes a confirmation may look at around a window: 8 before, 16 from its start.
 _BACK = MIN_RUN - BLOCK
 _AHEAD = MIN_RUN
@@ -110,19 +114,28 @@ def _windows_hits(index: set[int], buf: bytes, s: int, e: int) -> Iterator[tuple
                 yield first + i * BLOCK, value
 
 
-def scan_stream(
-    read: Callable[[int], bytes], piece: _Slice, path: str, chunk: int = DEFAULT_CHUNK
+def scan_range(
+    fh: BinaryIO, file_size: int, start: int, end: int, piece: _Slice, path: str, chunk: int
 ) -> Leak | None:
-    """Scan one byte stream; return its first confirmed leak (one per file is proof enough)."""
+    """Scan the 8-byte windows of one file that start in ``[start, end)``.
+
+    Reads from ``start - 8`` (bytes a confirmation may look back at) to ``end + 16`` (bytes it
+    may look ahead at), in chunks with a small carry, so ranges of one file can be scanned
+    independently and in parallel. Returns the range's first confirmed leak.
+    """
+    carry_start = max(0, start - _BACK)
+    fh.seek(carry_start)
     carry = b""
-    carry_start = 0
-    eval_from = 0
-    while True:
-        data = read(chunk)
-        eof = not data
+    eval_from = start
+    stop = min(end, file_size)
+    read_limit = min(file_size, end + _AHEAD)
+    while eval_from < stop:
+        want = min(chunk, read_limit - (carry_start + len(carry)))
+        data = fh.read(want) if want > 0 else b""
+        last = not data
         buf = carry + data
-        end = carry_start + len(buf)
-        limit = end - (BLOCK - 1) if eof else end - _AHEAD
+        buf_end = carry_start + len(buf)
+        limit = min(stop, buf_end - (BLOCK - 1) if last else buf_end - _AHEAD)
         if limit > eval_from:
             s, e = eval_from - carry_start, limit - carry_start
             for p, value in _windows_hits(piece.index, buf, s, e):
@@ -131,11 +144,12 @@ def scan_stream(
                     plain_at, back = found
                     return Leak(path, carry_start + p - back, plain_at)
             eval_from = limit
-        if eof:
-            return None
+        if last:
+            break
         keep_from = max(carry_start, eval_from - _BACK)
         carry = buf[keep_from - carry_start :]
         carry_start = keep_from
+    return None
 
 
 def iter_files(data_dir: str) -> Iterator[str]:
@@ -146,6 +160,70 @@ def iter_files(data_dir: str) -> Iterator[str]:
             yield os.path.join(root, name)
 
 
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    size: int
+    start: int
+    end: int
+
+
+# The slice being searched, set before worker processes fork so they inherit it for free.
+_PIECE: _Slice | None = None
+
+
+def _run_task(task: _Task, chunk: int) -> tuple[_Task, Leak | None, str | None]:
+    assert _PIECE is not None
+    try:
+        with open(task.path, "rb", buffering=0) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            return task, scan_range(fh, size, task.start, task.end, _PIECE, task.path, chunk), None
+    except FileNotFoundError:
+        return task, None, None  # removed while scanning (temporary files): nothing to leak
+    except OSError as exc:
+        return task, None, f"{task.path}: {exc.strerror or exc}"
+
+
+def _list_tasks(data_dir: str, split: int, result: ScanResult) -> list[_Task]:
+    tasks: list[_Task] = []
+    for path in iter_files(data_dir):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if not os.access(path, os.R_OK):
+            result.unreadable.append(f"{path}: permission denied")
+            continue
+        result.files += 1
+        result.bytes += st.st_size
+        for start in range(0, max(st.st_size, 1), split):
+            tasks.append(_Task(path, st.st_size, start, start + split))
+    return tasks
+
+
+def _run_pass(
+    tasks: list[_Task], jobs: int, chunk: int
+) -> Iterator[tuple[_Task, Leak | None, str | None]]:
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _run_task(task, chunk)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        yield from pool.map(_run_task, tasks, [chunk] * len(tasks), chunksize=4)
+
+
+def default_jobs() -> int:
+    """One scanning process per available core (at most 8): the scan is CPU-bound."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def scan_dir(
     data_dir: str,
     source: PlainSource,
@@ -153,41 +231,42 @@ def scan_dir(
     *,
     index_bytes: int = DEFAULT_INDEX_BYTES,
     chunk: int = DEFAULT_CHUNK,
+    jobs: int = 1,
+    split: int = DEFAULT_SPLIT,
 ) -> ScanResult:
-    """Scan every regular file under ``data_dir`` for runs of the plaintext given by ``source``."""
+    """Scan every regular file under ``data_dir`` for runs of the plaintext given by ``source``.
+
+    The plaintext is indexed ``index_bytes`` at a time (one pass over the files per slice);
+    files are cut into ``split``-byte ranges that ``jobs`` processes scan in parallel.
+    """
+    global _PIECE
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"not a directory: {data_dir}")
     index_bytes = max(BLOCK, index_bytes // BLOCK * BLOCK)
+    split = max(chunk, split)
     result = ScanResult()
-    leaked: set[str] = set()
+    tasks = _list_tasks(data_dir, split, result)
+    if size < MIN_RUN:
+        result.passes = 1
+        return result
+    first_leak: dict[str, Leak] = {}
     lo = 0
-    first = True
-    while first or lo < size - BLOCK:
-        piece = _Slice(source, size, lo, min(size, lo + index_bytes)) if size >= MIN_RUN else None
-        for path in iter_files(data_dir):
-            try:
-                st = os.lstat(path)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                with open(path, "rb", buffering=0) as fh:
-                    if first:
-                        result.files += 1
-                        result.bytes += st.st_size
-                    if piece is None or path in leaked:
-                        continue
-                    leak = scan_stream(fh.read, piece, path, chunk)
-            except FileNotFoundError:
-                continue  # removed while scanning (temporary files): nothing left to leak
-            except OSError as exc:
-                if first:
-                    result.unreadable.append(f"{path}: {exc.strerror or exc}")
-                continue
-            if leak is not None:
-                leaked.add(path)
-                result.leaks.append(leak)
-        result.passes += 1
-        first = False
-        lo += index_bytes
+    try:
+        while lo < size - BLOCK:
+            _PIECE = _Slice(source, size, lo, min(size, lo + index_bytes))
+            todo = [t for t in tasks if t.path not in first_leak]
+            for task, leak, error in _run_pass(todo, jobs, chunk):
+                if error and error not in result.unreadable:
+                    result.unreadable.append(error)
+                if leak is not None:
+                    known = first_leak.get(task.path)
+                    if known is None or leak.file_offset < known.file_offset:
+                        first_leak[task.path] = leak
+            result.passes += 1
+            lo += index_bytes
+    finally:
+        _PIECE = None
+    result.leaks = sorted(first_leak.values(), key=lambda leak: leak.path)
     return result
 
 

@@ -119,3 +119,42 @@ def test_unreadable_file_fails_the_scan(tmp_path):
 def test_missing_directory_raises(tmp_path):
     with pytest.raises(NotADirectoryError):
         scan_dir(str(tmp_path / "nope"), lambda o, n: b"", 10)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_file_ranges_and_parallel_workers_miss_nothing(tmp_path, jobs):
+    """Runs straddling the boundaries of the per-file ranges are found, in every process."""
+    size = 40000
+    plain = client_content.generate(SEED, 0, size)
+    split = 4096
+    cases = {  # file name -> (file offset, plaintext offset)
+        "a": (split - 8, 17),  # window starts in range 0, run ends in range 1
+        "b": (split - 1, 800),
+        "c": (split, 8),
+        "d": (3 * split - 15, 39984),  # last 16 plaintext bytes
+        "e": (5 * split + 3, 20001),
+    }
+    for name, (at, plain_at) in cases.items():
+        buf = _noise(6 * split, name)
+        _plant(buf, at, plain[plain_at : plain_at + 16], plain, plain_at)
+        (tmp_path / name).write_bytes(bytes(buf))
+    clean = _noise(6 * split, "clean")
+    _plant(clean, split - 7, plain[100:115], plain, 100)  # 15 bytes across a boundary
+    (tmp_path / "clean").write_bytes(bytes(clean))
+    result = scan_seed(str(tmp_path), SEED, size, chunk=1024, split=split, jobs=jobs)
+    found = {
+        leak.path.rsplit("/", 1)[1]: (leak.file_offset, leak.plain_offset) for leak in result.leaks
+    }
+    assert found == cases
+    assert result.files == 6 and result.bytes == 6 * 6 * split
+
+
+def test_earliest_leak_of_a_file_is_reported(tmp_path):
+    size = 30000
+    plain = client_content.generate(SEED, 0, size)
+    buf = _noise(20000)
+    _plant(buf, 15000, plain[500:516], plain, 500)
+    _plant(buf, 100, plain[9000:9016], plain, 9000)
+    (tmp_path / "f").write_bytes(bytes(buf))
+    result = scan_seed(str(tmp_path), SEED, size, chunk=1024, split=2048, jobs=2)
+    assert [(leak.file_offset, leak.plain_offset) for leak in result.leaks] == [(100, 9000)]
