@@ -874,3 +874,58 @@ def test_disk_full_is_storage_full_and_publishes_nothing(tiny_fs: Path) -> None:
         assert await read_all(b, await b.head(BUCKET, "small")) == b"still fits"
 
     run(tiny_fs, body, gc_grace=0)
+
+
+# ------------------------------------------------------------------ group commit
+
+
+def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> None:
+    import threading
+
+    index = Index(tmp_path / "index.sqlite3")
+    index.initialize()
+    gate = threading.Event()
+    results: dict[int, object] = {}
+
+    def blocker(c) -> str:
+        c.execute("INSERT INTO buckets(name, created) VALUES('first', 0)")
+        gate.wait(10)
+        return "first"
+
+    def insert(n: int):
+        def tx(c) -> int:
+            c.execute("INSERT INTO buckets(name, created) VALUES(?, 0)", (f"b{n}",))
+            if n == 3:
+                raise NoSuchBucket("fails alone")
+            return n
+
+        return tx
+
+    def call(n: int, fn) -> None:
+        try:
+            results[n] = index.write(fn)
+        except Exception as exc:
+            results[n] = exc
+
+    try:
+        first = threading.Thread(target=call, args=(-1, blocker))
+        first.start()
+        while index._committer.requests < 1:  # the blocker is inside its transaction
+            threading.Event().wait(0.01)
+        threads = [threading.Thread(target=call, args=(n, insert(n))) for n in range(6)]
+        for t in threads:
+            t.start()
+        while index._committer._queue.qsize() < 6:
+            threading.Event().wait(0.01)
+        gate.set()
+        for t in [first, *threads]:
+            t.join(10)
+        assert index._committer.batches == 2 and index._committer.requests == 7
+        assert results[-1] == "first"
+        assert isinstance(results[3], NoSuchBucket)
+        assert [results[n] for n in (0, 1, 2, 4, 5)] == [0, 1, 2, 4, 5]
+        names = [b.name for b in index.list_buckets()]
+        assert names == ["b0", "b1", "b2", "b4", "b5", "first"]
+    finally:
+        gate.set()
+        index.close()

@@ -21,10 +21,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
@@ -41,6 +41,9 @@ from sealstore.storage.base import (
     UploadMeta,
     normalize_etag,
 )
+from sealstore.storage.committer import GroupCommitter
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
@@ -186,6 +189,7 @@ class Index:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._committer = GroupCommitter(self._connect)
 
     # -- connections -------------------------------------------------------------------
 
@@ -223,9 +227,15 @@ class Index:
                 if statement.strip():
                     c.execute(statement)
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._committer.start()
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in a write transaction, group-committed with concurrent writers."""
+        return self._committer.run(fn)
 
     def close(self) -> None:
-        """Close every connection any thread opened (call after the executor stopped)."""
+        """Stop the committer and close every connection (call after the executor stopped)."""
+        self._committer.stop()
         with self._all_lock:
             conns, self._all = self._all, []
         for conn in conns:
@@ -234,7 +244,11 @@ class Index:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock up front (no upgrade deadlocks)."""
+        """A write transaction on this thread's connection, outside group commit (schema).
+
+        BEGIN IMMEDIATE takes the write lock up front, so no read-to-write upgrade can
+        deadlock against another process.
+        """
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -259,14 +273,17 @@ class Index:
         self._require_bucket(self.conn, bucket)
 
     def create_bucket(self, bucket: str, now: float) -> None:
-        with self.transaction() as c:
+        def tx(c: sqlite3.Connection) -> Any:
             if c.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone():
                 raise BucketAlreadyOwnedByYou(bucket)
             c.execute("INSERT INTO buckets(name, created) VALUES(?, ?)", (bucket, now))
 
+        self.write(tx)
+
     def delete_bucket(self, bucket: str, now: float) -> None:
         """Remove an empty bucket; pending uploads in it are aborted with it."""
-        with self.transaction() as c:
+
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_bucket(c, bucket)
             if c.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (bucket,)).fetchone():
                 raise BucketNotEmpty(bucket)
@@ -277,6 +294,8 @@ class Index:
                 self._drop_upload(c, upload_id, now)
             c.execute("DELETE FROM bucket_config WHERE bucket=?", (bucket,))
             c.execute("DELETE FROM buckets WHERE name=?", (bucket,))
+
+        self.write(tx)
 
     def list_buckets(self) -> list[BucketInfo]:
         rows = self.conn.execute("SELECT name, created FROM buckets ORDER BY name")
@@ -291,7 +310,7 @@ class Index:
         return None if row is None else str(row[0])
 
     def put_bucket_config(self, bucket: str, kind: str, value: str | None) -> None:
-        with self.transaction() as c:
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_bucket(c, bucket)
             if value is None:
                 c.execute("DELETE FROM bucket_config WHERE bucket=? AND kind=?", (bucket, kind))
@@ -300,6 +319,8 @@ class Index:
                     "INSERT OR REPLACE INTO bucket_config(bucket, kind, value) VALUES(?, ?, ?)",
                     (bucket, kind, value),
                 )
+
+        self.write(tx)
 
     # -- objects -----------------------------------------------------------------------
 
@@ -345,13 +366,16 @@ class Index:
 
     def publish_object(self, meta: ObjectMeta, key: bytes, file_id: str, now: float) -> None:
         """One transaction: register the new data file and make the object visible."""
-        with self.transaction() as c:
+
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_bucket(c, meta.bucket)
             c.execute("INSERT INTO files(id, deleted_at) VALUES(?, NULL)", (file_id,))
             self._insert_object(c, meta, key, now)
 
+        self.write(tx)
+
     def delete_object(self, bucket: str, key: bytes, now: float) -> None:
-        with self.transaction() as c:
+        def tx(c: sqlite3.Connection) -> Any:
             row = c.execute(
                 "SELECT files FROM objects WHERE bucket=? AND key=?", (bucket, key)
             ).fetchone()
@@ -363,6 +387,8 @@ class Index:
                 [(now, fid) for fid in json.loads(row[0])],
             )
             c.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
+
+        self.write(tx)
 
     def scan_objects(
         self, bucket: str, lower: bytes, inclusive: bool, upper: bytes | None, limit: int
@@ -382,7 +408,7 @@ class Index:
     # -- uploads -----------------------------------------------------------------------
 
     def create_upload(self, upload: UploadMeta, key: bytes) -> None:
-        with self.transaction() as c:
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_bucket(c, upload.bucket)
             c.execute(
                 "INSERT INTO uploads(upload_id, bucket, key, initiated, meta) "
@@ -395,6 +421,8 @@ class Index:
                     template_to_json(upload.meta),
                 ),
             )
+
+        self.write(tx)
 
     @staticmethod
     def _upload_from_row(row: tuple[Any, ...]) -> UploadMeta:
@@ -451,7 +479,8 @@ class Index:
 
     def publish_part(self, upload_id: str, part: PartMeta, file_id: str, now: float) -> None:
         """Register a part file, replacing (and garbage-marking) the same part number."""
-        with self.transaction() as c:
+
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_upload(c, upload_id)
             old = c.execute(
                 "SELECT file FROM parts WHERE upload_id=? AND number=?", (upload_id, part.number)
@@ -473,6 +502,8 @@ class Index:
                     file_id,
                 ),
             )
+
+        self.write(tx)
 
     @staticmethod
     def _parts(
@@ -513,9 +544,11 @@ class Index:
         c.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
 
     def abort_upload(self, upload_id: str, now: float) -> None:
-        with self.transaction() as c:
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_upload(c, upload_id)
             self._drop_upload(c, upload_id, now)
+
+        self.write(tx)
 
     def complete_upload(
         self,
@@ -532,7 +565,8 @@ class Index:
         upload and its part rows disappear in the same transaction and unchosen part files
         become garbage. Returns the published metadata.
         """
-        with self.transaction() as c:
+
+        def tx(c: sqlite3.Connection) -> Any:
             self._require_upload(c, upload.upload_id)
             stored = {p.number: (p, f) for p, f in self._parts(c, upload.upload_id, 0, 1 << 30)}
             if not chosen:
@@ -572,7 +606,9 @@ class Index:
             c.execute("DELETE FROM parts WHERE upload_id=?", (upload.upload_id,))
             c.execute("DELETE FROM uploads WHERE upload_id=?", (upload.upload_id,))
             self._insert_object(c, meta, key, now)
-        return meta
+            return meta
+
+        return self.write(tx)  # type: ignore[no-any-return]
 
     # -- files -------------------------------------------------------------------------
 
@@ -593,7 +629,8 @@ class Index:
         Rows go first: if the process dies before the unlink, the files become orphans that
         the next sweep removes; the reverse order could leave rows pointing at nothing.
         """
-        with self.transaction() as c:
+
+        def tx(c: sqlite3.Connection) -> Any:
             ids = [
                 r[0]
                 for r in c.execute(
@@ -602,7 +639,9 @@ class Index:
                 )
             ]
             c.executemany("DELETE FROM files WHERE id=?", [(i,) for i in ids])
-        return ids
+            return ids
+
+        return self.write(tx)  # type: ignore[no-any-return]
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
