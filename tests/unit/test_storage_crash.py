@@ -10,6 +10,7 @@ Run as a script this file is the child: `python test_storage_crash.py single|mul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -89,6 +90,29 @@ async def _child(mode: str, data_dir: Path) -> None:
             gen += 1
 
 
+async def _share_child(data_dir: Path, worker: int, count: int) -> None:
+    """One of several processes writing into one data directory at the same time."""
+    from sealstore.storage import BucketAlreadyOwnedByYou, FSBackend, ObjectMeta
+
+    await asyncio.sleep(0.15 * worker)  # staggered opens: each sweeps while others write
+    async with FSBackend(data_dir, gc_grace=0) as backend:
+        with contextlib.suppress(BucketAlreadyOwnedByYou):
+            await backend.create_bucket(BUCKET)
+        for i in range(count):
+            for key in (f"w{worker}/{i}", "shared"):
+                data = content(worker * 10_000 + i, 0, random.Random(i).randrange(0, 300_000))
+                meta = ObjectMeta(BUCKET, key, size=len(data), user_meta={"sha256": _sha(data)})
+                async with await backend.new_writer(BUCKET, key) as writer:
+                    for pos in range(0, len(data), 65536):
+                        await writer.write(data[pos : pos + 65536])
+                    await writer.commit(meta)
+    print("done", flush=True)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 # ------------------------------------------------------------------ parent
 
 
@@ -100,13 +124,11 @@ def _src_dir() -> str:
 
 def _kill_child_randomly(mode: str, data_dir: Path, rng: random.Random) -> int:
     """Start a child, SIGKILL it after a random delay; return the last acknowledged gen."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_src_dir(), env.get("PYTHONPATH")]))
     child = subprocess.Popen(
         [sys.executable, __file__, mode, str(data_dir)],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env=_child_env(),
     )
     try:
         assert child.stdout is not None
@@ -205,5 +227,55 @@ def test_sigkill_never_exposes_partial_objects(tmp_path: Path, mode: str) -> Non
     assert swept > 0
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_src_dir(), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_processes_share_a_data_directory(tmp_path: Path) -> None:
+    workers, count = 3, 25
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "share", str(tmp_path), str(w), str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
+        )
+        for w in range(workers)
+    ]
+    try:
+        outputs = [child.communicate(timeout=300)[0] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert [c.returncode for c in children] == [0] * workers, outputs
+    assert all(out.strip() == "done" for out in outputs)
+
+    async def verify() -> None:
+        from sealstore.storage import FSBackend
+
+        async with FSBackend(tmp_path, gc_grace=0) as backend:
+            listed = await backend.list_objects(BUCKET, max_keys=1000)
+            assert len(listed.objects) == workers * count + 1
+            referenced: set[str] = set()
+            for meta in listed.objects:
+                data = b"".join([c async for c in backend.read(meta)])
+                assert len(data) == meta.size == meta.stored_size
+                assert _sha(data) == meta.user_meta["sha256"]
+                referenced |= set(meta.files)
+            assert backend.sweep_report.missing == []
+        on_disk = {p.name for p in (tmp_path / "blobs").rglob("*") if p.is_file()}
+        assert on_disk == referenced
+        assert list((tmp_path / "tmp").iterdir()) == []
+
+    asyncio.run(verify())
+
+
 if __name__ == "__main__":
-    asyncio.run(_child(sys.argv[1], Path(sys.argv[2])))
+    if sys.argv[1] == "share":
+        asyncio.run(_share_child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+    else:
+        asyncio.run(_child(sys.argv[1], Path(sys.argv[2])))
