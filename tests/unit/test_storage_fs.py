@@ -929,3 +929,18 @@ def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> None:
     finally:
         gate.set()
         index.close()
+
+
+def test_garbage_is_reaped_after_grace_without_further_changes(tmp_path: Path) -> None:
+    async def body(b: FSBackend) -> None:
+        await put(b, "k", b"old")
+        await put(b, "k", b"new")
+        live = set((await b.head(BUCKET, "k")).files)
+        assert len(blob_files(tmp_path)) == 2  # old data kept for the grace period
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if blob_files(tmp_path) == live:
+                break
+        assert blob_files(tmp_path) == live
+
+    run(tmp_path, body, gc_grace=1.0)

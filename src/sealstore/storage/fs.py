@@ -14,6 +14,7 @@ for `gc_grace` seconds, so metadata fetched by `head()` just before a replace st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -77,6 +78,7 @@ class FSBackend:
         self._executor: ThreadPoolExecutor | None = None
         self._index = Index(self.layout.index)
         self._next_reap = 0.0
+        self._reaper: asyncio.Task[None] | None = None
         self.sweep_report = SweepReport()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -93,6 +95,8 @@ class FSBackend:
         if now < self._next_reap:
             return
         self._next_reap = now + min(self.gc_grace / 4, 5.0)
+        if not self._index.has_garbage(now - self.gc_grace):  # read-only: no commit, no fsync
+            return
         while True:
             ids = self._index.claim_garbage(now - self.gc_grace)
             unlink_blobs(self.layout, ids)
@@ -124,6 +128,19 @@ class FSBackend:
         except BaseException:
             await self.close()
             raise
+        self._reaper = asyncio.create_task(self._reap_periodically(), name="sealstore-reaper")
+
+    async def _reap_periodically(self) -> None:
+        """Remove expired garbage even when no further change arrives to trigger it."""
+        interval = max(self.gc_grace / 2, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._run(self._maybe_reap)
+            except StorageError:
+                return  # backend closed
+            except Exception:  # a transient disk or lock error must not end reaping
+                log.exception("storage garbage reaping failed; will retry")
 
     def _open_blocking(self) -> None:
         self.layout.create()
@@ -139,6 +156,11 @@ class FSBackend:
 
     async def close(self) -> None:
         """Stop the worker threads and close the index connections."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
         executor, self._executor = self._executor, None
         if executor is None:
             return

@@ -623,6 +623,14 @@ class Index:
         row = self.conn.execute("SELECT 1 FROM files WHERE id=?", (file_id,)).fetchone()
         return row is not None
 
+    def has_garbage(self, older_than: float) -> bool:
+        """Whether any garbage file expired (an indexed read on this thread's connection)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM files WHERE deleted_at IS NOT NULL AND deleted_at <= ? LIMIT 1",
+            (older_than,),
+        ).fetchone()
+        return row is not None
+
     def claim_garbage(self, older_than: float, limit: int = 1000) -> list[str]:
         """Remove up to `limit` expired garbage rows and return their ids for unlinking.
 
