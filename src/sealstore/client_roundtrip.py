@@ -361,7 +361,7 @@ class RoundTrip:
             spans.append((size - 1, size - 1))
         if rec.multipart and rec.parts > 1:
             boundary = max(MIN_PART, -(-size // 10000))
-            spans.append((boundary - PACKAGE - 1, boundary + PACKAGE + 1))
+            spans.append((max(0, boundary - PACKAGE - 1), min(size - 1, boundary + PACKAGE + 1)))
         for first, last in spans:
             header = f"bytes={first}-{last}"
             resp = self._call(
