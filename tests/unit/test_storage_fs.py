@@ -944,3 +944,23 @@ def test_garbage_is_reaped_after_grace_without_further_changes(tmp_path: Path) -
         assert blob_files(tmp_path) == live
 
     run(tmp_path, body, gc_grace=1.0)
+
+
+def test_unusable_data_directory_gives_one_clear_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+
+    async def main() -> None:
+        with pytest.raises(StorageError, match="cannot use data directory"):
+            await FSBackend(not_a_dir).open()
+        newer = tmp_path / "newer"
+        async with FSBackend(newer):
+            pass
+        import sqlite3
+
+        with sqlite3.connect(newer / "sealstore.sqlite3") as conn:
+            conn.execute("PRAGMA user_version=99")
+        with pytest.raises(StorageError, match="newer sealstore"):
+            await FSBackend(newer).open()
+
+    asyncio.run(main())

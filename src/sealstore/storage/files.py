@@ -187,6 +187,17 @@ class BlobWriter:
             os.close(fd)
             self._fd = None
 
+    def __del__(self) -> None:
+        # A writer dropped without commit/abort (a bug upstream) must not leak its fd and
+        # lock; its temp file is then swept by the next open().
+        fd = getattr(self, "_fd", None)
+        if fd is not None and not self._published:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            self._fd = None
+
     def discard(self) -> None:
         """Remove the file wherever it is and close it. Idempotent; no-op once published."""
         with self._lock:

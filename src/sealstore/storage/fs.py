@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,8 +144,11 @@ class FSBackend:
                 log.exception("storage garbage reaping failed; will retry")
 
     def _open_blocking(self) -> None:
-        self.layout.create()
-        self._index.initialize()
+        try:
+            self.layout.create()
+            self._index.initialize()
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot use data directory {self.data_dir}: {exc}") from exc
         self._next_reap = 0.0
         self._maybe_reap()
         self.sweep_report = sweep(

@@ -38,6 +38,7 @@ from sealstore.storage.base import (
     NoSuchUpload,
     ObjectMeta,
     PartMeta,
+    StorageError,
     UploadMeta,
     normalize_etag,
 )
@@ -222,6 +223,12 @@ class Index:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise RuntimeError(f"SQLite refused WAL journal mode (got {mode!r})")
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path}: index format {found} was written by a newer sealstore "
+                f"(this one understands format {SCHEMA_VERSION})"
+            )
         with self.transaction() as c:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
