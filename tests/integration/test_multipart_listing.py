@@ -34,7 +34,8 @@ from tests.integration.server import (
     base_env,
 )
 
-MASTER_KEY = "mp-test-key:" + hashlib.sha256(b"multipart listing master").hexdigest()
+KEY_ID = "mp-test-key"
+MASTER_KEY = KEY_ID + ":" + hashlib.sha256(b"multipart listing master").hexdigest()
 MiB = 1024 * 1024
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 MP_CONFIG = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
@@ -718,13 +719,67 @@ def test_bucket_encryption_validation(s3, bucket) -> None:
             }
         ]
     }
-    # SSE-KMS is not offered: refused up front instead of failing every later PUT.
+    # An unknown KMS key is refused when the rule is written, not at the first PUT.
     with pytest.raises(ClientError) as e:
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=kms_rule)
-    assert code_of(e) == "NotImplemented"
+    assert code_of(e) == "KMS.NotFoundException"
     with pytest.raises(ClientError) as e:
         s3.get_bucket_encryption(Bucket=bucket)
     assert code_of(e) == "ServerSideEncryptionConfigurationNotFoundError"
+
+    # An aws:kms default with a valid key id: stored and applied (SSE-KMS) to plain PUTs
+    # and to multipart uploads that carry no SSE header.
+    rule_doc = kms_rule["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    rule_doc["KMSMasterKeyID"] = "arn:aws:kms:" + KEY_ID
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=kms_rule)
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": KEY_ID,
+    }
+    put = s3.put_object(Bucket=bucket, Key="kms-default", Body=b"k" * 100)
+    assert put["ServerSideEncryption"] == "aws:kms"
+    assert put["SSEKMSKeyId"] == "arn:aws:kms:" + KEY_ID
+    up = s3.create_multipart_upload(Bucket=bucket, Key="kms-mp")
+    assert up["ServerSideEncryption"] == "aws:kms"
+    assert up["SSEKMSKeyId"] == "arn:aws:kms:" + KEY_ID
+    s3.abort_multipart_upload(Bucket=bucket, Key="kms-mp", UploadId=up["UploadId"])
+    s3.delete_bucket_encryption(Bucket=bucket)
+
+
+def test_multipart_sse_kms(s3, mk_server, bucket) -> None:
+    """SSE-KMS multipart: MinIO's SSE-KMS sealing with the client's key id and context."""
+    ctx = base64.b64encode(b'{"tenant":"t1"}').decode()
+    up = s3.create_multipart_upload(
+        Bucket=bucket,
+        Key="kms",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=KEY_ID,
+        SSEKMSEncryptionContext=ctx,
+    )
+    assert up["ServerSideEncryption"] == "aws:kms"
+    assert up["SSEKMSKeyId"] == "arn:aws:kms:" + KEY_ID
+    uid = up["UploadId"]
+    p1, p2 = content(5 * MiB, "kms1"), content(99_999, "kms2")
+    r1 = s3.upload_part(Bucket=bucket, Key="kms", UploadId=uid, PartNumber=1, Body=p1)
+    assert r1["ServerSideEncryption"] == "aws:kms"
+    r2 = s3.upload_part(Bucket=bucket, Key="kms", UploadId=uid, PartNumber=2, Body=p2)
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="kms",
+        UploadId=uid,
+        MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": r1["ETag"]}, {"PartNumber": 2, "ETag": r2["ETag"]}]
+        },
+    )
+    assert done["ServerSideEncryption"] == "aws:kms"
+    got = s3.get_object(Bucket=bucket, Key="kms", Range=f"bytes={5 * MiB - 5}-{5 * MiB + 5}")
+    assert got["Body"].read() == (p1 + p2)[5 * MiB - 5 : 5 * MiB + 6]
+    head = s3.head_object(Bucket=bucket, Key="kms")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == "arn:aws:kms:" + KEY_ID
+    assert s3.get_object(Bucket=bucket, Key="kms")["Body"].read() == p1 + p2
+    assert_ciphertext_at_rest(mk_server.data_dir, p1 + p2)
 
 
 def test_bucket_encryption_needs_kms(tmp_path) -> None:

@@ -42,8 +42,6 @@ __all__ = [
 
 CONFIG_KIND = "encryption"
 ALGORITHMS = ("AES256", "aws:kms")
-# What PutObject/CreateMultipartUpload can apply as a default today (SSE-KMS is not offered).
-SUPPORTED_DEFAULTS = ("AES256",)
 _ARN_PREFIX = "arn:aws:kms:"
 
 
@@ -160,16 +158,13 @@ async def put_bucket_encryption(req: S3Request) -> web.StreamResponse:
     if not await storage.bucket_exists(bucket):
         raise S3Error("NoSuchBucket", resource=bucket)
     rule = parse_encryption_config(await read_xml_body(req))
-    if req.ctx.kms is None:
+    kms = req.ctx.kms
+    if kms is None:
         raise kms_not_configured()
-    if rule.algorithm not in SUPPORTED_DEFAULTS:
-        # Storing a rule the object handlers cannot apply would make every later PUT into
-        # the bucket fail; refuse it now, with the reason.
-        raise S3Error(
-            "NotImplemented",
-            f"Bucket default encryption {rule.algorithm} is not supported by this server; "
-            "use AES256 (SSE-S3)",
-        )
+    if rule.algorithm == "aws:kms" and rule.kms_key_id is not None:
+        # As MinIO does: prove the key exists and is usable by generating a throw-away data
+        # key, so a typo in the key id fails here and not on the first PUT into the bucket.
+        await kms.generate_key(rule.kms_key_id, {bucket: bucket})
     await storage.put_bucket_config(bucket, CONFIG_KIND, render_encryption_config(rule).decode())
     return req.make_response(200)
 

@@ -28,9 +28,7 @@ from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.delete_objects import read_xml_body
 from sealstore.s3.handlers.listing import owner_xml, s3_url_encode
-from sealstore.s3.handlers.object import _new_key as new_key
-from sealstore.s3.handlers.object import _open_key as open_key
-from sealstore.s3.handlers.object import decide_sse
+from sealstore.s3.handlers.object import decide_encryption, new_key, open_key
 from sealstore.s3.xml import MalformedXMLError, child_text, document, local_name, parse, tag, wrap
 from sealstore.storage import base as st
 
@@ -341,6 +339,20 @@ def _reject_ssec(req: S3Request) -> None:
             )
 
 
+def echo_sse(req: S3Request, internal: Mapping[str, str]) -> None:
+    """Echo the SSE response headers of an upload/object (SSE-S3 or SSE-KMS, §6.2)."""
+    kind = sse.sse_kind(internal)
+    if kind == sse.DOMAIN_SSE_S3:
+        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    elif kind == sse.DOMAIN_SSE_KMS:
+        req.response_headers[sse.SSE_HEADER] = sse.SSE_KMS
+        key_id = sse.kms_key_id_of(internal)
+        if key_id:
+            if not key_id.startswith(sse.KMS_ARN_PREFIX):
+                key_id = sse.KMS_ARN_PREFIX + key_id
+            req.response_headers[sse.SSE_KMS_KEY_ID_HEADER] = key_id
+
+
 def _is_encrypted_upload(upload: st.UploadMeta) -> bool:
     return sse.META_ENCRYPTED_MULTIPART in upload.meta.internal or sse.is_encrypted(
         upload.meta.internal
@@ -379,10 +391,10 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
             raise S3Error("NoSuchBucket", resource=bucket)
     _reject_ssec(req)
     # Same precedence as PutObject (header, auto-encryption, bucket default), same errors.
-    encrypted = await decide_sse(req, bucket)
+    choice = await decide_encryption(req, bucket)
     internal: dict[str, str] = {}
-    if encrypted:
-        _oek, internal = await new_key(req, bucket, key)
+    if choice is not None:
+        _oek, internal = await new_key(req, bucket, key, choice)
         internal[sse.META_ENCRYPTED_MULTIPART] = ""
     headers = {h: v for h in STORED_HEADERS if (v := req.header(h)) is not None}
     template = st.ObjectMeta(
@@ -395,8 +407,7 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     )
     with storage_errors(f"/{bucket}/{key}"):
         upload = await storage.create_upload(bucket, key, template)
-    if encrypted:
-        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    echo_sse(req, internal)
     return req.xml_response(render_initiate(bucket, key, upload.upload_id))
 
 
@@ -453,8 +464,7 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     req.response_headers["ETag"] = f'"{part.etag}"'
     for name, value in (getattr(body, "checksums", None) or {}).items():
         req.response_headers[name] = value
-    if encrypted:
-        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    echo_sse(req, upload.meta.internal)
     return req.make_response(200)
 
 
@@ -512,7 +522,7 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
         raise S3Error("EntityTooLarge", f"A part may be at most {MAX_PART_SIZE} bytes")
     src_oek: bytes | None = None
     if sse.is_encrypted(src.internal):
-        if not sse.is_sse_s3(src.internal):
+        if sse.sse_kind(src.internal) not in (sse.DOMAIN_SSE_S3, sse.DOMAIN_SSE_KMS):
             raise S3Error("NotImplemented", "The source uses an encryption type this server lacks")
         src_oek = await open_key(req, src)
     encrypted = _is_encrypted_upload(upload)
@@ -540,8 +550,7 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
         except BaseException:
             await writer.abort()
             raise
-    if encrypted:
-        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    echo_sse(req, upload.meta.internal)
     body = document(
         "CopyPartResult",
         [tag("LastModified", iso8601(part.last_modified)), tag("ETag", f'"{part.etag}"')],
@@ -576,11 +585,9 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     bucket, key = _bucket_key(req)
     upload = await _get_upload(req, bucket, key)
     parts = parse_complete_request(await read_xml_body(req))
-    encrypted = _is_encrypted_upload(upload)
     task = asyncio.ensure_future(_complete(req, upload, parts))
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_AFTER)
-    if encrypted:
-        req.response_headers[sse.SSE_HEADER] = sse.SSE_AES256
+    echo_sse(req, upload.meta.internal)
     if done:
         obj = task.result()
         req.response_headers["ETag"] = f'"{obj.etag}"'
