@@ -19,8 +19,9 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
+from sealstore import client_scan_cli
 from sealstore.client_config import (
     DEFAULT_SIZES,
     ClientConfigError,
@@ -35,7 +36,6 @@ from sealstore.client_config import (
 )
 from sealstore.client_roundtrip import Options, Report, RoundTrip
 from sealstore.client_s3 import FatalClientError, fetch_kms_status, make_s3
-from sealstore.client_scan import DEFAULT_INDEX_BYTES, default_jobs, scan_seed
 
 DEFAULT_MODES = "sse-s3,bucket-default"
 _CRED_HELP = (
@@ -101,23 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave objects and buckets in place (for `scan` on the storage host)",
     )
 
-    sc = sub.add_parser("scan", help="prove an object's plaintext is absent from a data dir")
-    sc.add_argument("--data-dir", required=True, help="the server's data directory")
-    sc.add_argument("--seed", required=True, help="object seed from the round trip's JSON")
-    sc.add_argument("--size", required=True, help="object size in bytes (units allowed)")
-    sc.add_argument(
-        "--index-mib",
-        type=int,
-        default=DEFAULT_INDEX_BYTES >> 20,
-        help="plaintext indexed per pass, bounds memory (default: %(default)s)",
-    )
-    sc.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
-        help="scanning processes (default: one per available core, at most 8)",
-    )
-    sc.add_argument("--json", action="store_true", help="print a JSON document on stdout")
+    client_scan_cli.add_parser(sub)
 
     ks = sub.add_parser("kms-status", help="print the server's KMS self-test", epilog=_CRED_HELP)
     _common(ks)
@@ -201,54 +185,6 @@ def cmd_roundtrip(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Scan a data directory for an object's plaintext."""
-    try:
-        size = parse_size(args.size)
-        result = scan_seed(
-            args.data_dir,
-            args.seed,
-            size,
-            index_bytes=max(1, args.index_mib) << 20,
-            jobs=args.jobs or default_jobs(),
-        )
-    except (ClientConfigError, OSError) as exc:
-        return _fail("sealstore scan", str(exc), args.json, out, err)
-    facts = (
-        f"{result.files} files, {human_size(result.bytes)} scanned for runs of 16 plaintext bytes "
-        f"of seed={args.seed} size={size} in {args.data_dir}"
-    )
-    if result.leaks:
-        first = result.leaks[0]
-        line = (
-            f"FAIL sealstore scan: plaintext found in {len(result.leaks)} file(s), first "
-            f"{first.path} at offset {first.file_offset} (plaintext offset {first.plain_offset}); "
-            f"{facts}"
-        )
-    elif result.unreadable:
-        line = f"FAIL sealstore scan: cannot read {result.unreadable[0]}; {facts}"
-    else:
-        line = f"OK sealstore scan: no plaintext at rest; {facts}"
-    if args.json:
-        doc: dict[str, Any] = {
-            "ok": result.ok,
-            "summary": line,
-            "data_dir": args.data_dir,
-            "seed": args.seed,
-            "size": size,
-            "files": result.files,
-            "bytes": result.bytes,
-            "passes": result.passes,
-            "leaks": [vars(leak) for leak in result.leaks],
-            "unreadable": result.unreadable,
-        }
-        print(json.dumps(doc, indent=2), file=out)
-        print(line, file=err)
-    else:
-        print(line, file=out)
-    return 0 if result.ok else 1
-
-
 def cmd_kms_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Print the KMS self-test of the server."""
     try:
@@ -290,7 +226,11 @@ def cmd_kms_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point of ``sealstore-client`` and ``sealstore client``."""
     args = build_parser().parse_args(list(argv) if argv is not None else None)
-    commands = {"roundtrip": cmd_roundtrip, "scan": cmd_scan, "kms-status": cmd_kms_status}
+    commands = {
+        "roundtrip": cmd_roundtrip,
+        "scan": client_scan_cli.run,
+        "kms-status": cmd_kms_status,
+    }
     try:
         return commands[args.command](args, sys.stdout, sys.stderr)
     except KeyboardInterrupt:

@@ -36,12 +36,22 @@ PlainSource = Callable[[int, int], bytes]
 
 
 @dataclass(frozen=True)
+class Target:
+    """One plaintext to look for: a name for reports, a random-access source and its size."""
+
+    name: str
+    source: PlainSource
+    size: int
+
+
+@dataclass(frozen=True)
 class Leak:
     """A confirmed plaintext run of >= 16 bytes found in a file."""
 
     path: str
     file_offset: int
     plain_offset: int
+    target: str = ""
 
 
 @dataclass
@@ -62,7 +72,9 @@ class ScanResult:
 class _Slice:
     """One indexed slice of the plaintext plus the margin bytes needed to confirm hits."""
 
-    def __init__(self, source: PlainSource, size: int, lo: int, hi: int) -> None:
+    def __init__(self, target: Target, lo: int, hi: int) -> None:
+        source, size = target.source, target.size
+        self.target = target.name
         self.lo = lo
         self.hi = hi  # exclusive end of indexed block starts region
         self.win_lo = max(0, lo - _BACK)
@@ -98,6 +110,14 @@ class _Slice:
                 return self.win_lo + k - back, back
 
 
+class _Group:
+    """The slices searched in one pass (up to the index budget, across targets)."""
+
+    def __init__(self, slices: list[_Slice]) -> None:
+        self.slices = slices
+        self.index: set[int] = set().union(*(sl.index for sl in slices))
+
+
 def _windows_hits(index: set[int], buf: bytes, s: int, e: int) -> Iterator[tuple[int, int]]:
     """Yield (position, value) of 8-byte windows starting in [s, e) whose value is indexed."""
     view = memoryview(buf)
@@ -115,14 +135,15 @@ def _windows_hits(index: set[int], buf: bytes, s: int, e: int) -> Iterator[tuple
 
 
 def scan_range(
-    fh: BinaryIO, file_size: int, start: int, end: int, piece: _Slice, path: str, chunk: int
-) -> Leak | None:
+    fh: BinaryIO, file_size: int, start: int, end: int, group: _Group, path: str, chunk: int
+) -> list[Leak]:
     """Scan the 8-byte windows of one file that start in ``[start, end)``.
 
     Reads from ``start - 8`` (bytes a confirmation may look back at) to ``end + 16`` (bytes it
     may look ahead at), in chunks with a small carry, so ranges of one file can be scanned
-    independently and in parallel. Returns the range's first confirmed leak.
+    independently and in parallel. Returns the first confirmed leak of each target.
     """
+    found: dict[str, Leak] = {}
     carry_start = max(0, start - _BACK)
     fh.seek(carry_start)
     carry = b""
@@ -138,18 +159,23 @@ def scan_range(
         limit = min(stop, buf_end - (BLOCK - 1) if last else buf_end - _AHEAD)
         if limit > eval_from:
             s, e = eval_from - carry_start, limit - carry_start
-            for p, value in _windows_hits(piece.index, buf, s, e):
-                found = piece.confirm(buf, p, value)
-                if found is not None:
-                    plain_at, back = found
-                    return Leak(path, carry_start + p - back, plain_at)
+            for p, value in _windows_hits(group.index, buf, s, e):
+                for sl in group.slices:
+                    if sl.target in found or value not in sl.index:
+                        continue
+                    hit = sl.confirm(buf, p, value)
+                    if hit is not None:
+                        plain_at, back = hit
+                        found[sl.target] = Leak(path, carry_start + p - back, plain_at, sl.target)
+                if len(found) == len({sl.target for sl in group.slices}):
+                    return list(found.values())
             eval_from = limit
         if last:
             break
         keep_from = max(carry_start, eval_from - _BACK)
         carry = buf[keep_from - carry_start :]
         carry_start = keep_from
-    return None
+    return list(found.values())
 
 
 def iter_files(data_dir: str) -> Iterator[str]:
@@ -168,20 +194,20 @@ class _Task:
     end: int
 
 
-# The slice being searched, set before worker processes fork so they inherit it for free.
-_PIECE: _Slice | None = None
+# The slices being searched, set before worker processes fork so they inherit them for free.
+_GROUP: _Group | None = None
 
 
-def _run_task(task: _Task, chunk: int) -> tuple[_Task, Leak | None, str | None]:
-    assert _PIECE is not None
+def _run_task(task: _Task, chunk: int) -> tuple[_Task, list[Leak], str | None]:
+    assert _GROUP is not None
     try:
         with open(task.path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
-            return task, scan_range(fh, size, task.start, task.end, _PIECE, task.path, chunk), None
+            return task, scan_range(fh, size, task.start, task.end, _GROUP, task.path, chunk), None
     except FileNotFoundError:
-        return task, None, None  # removed while scanning (temporary files): nothing to leak
+        return task, [], None  # removed while scanning (temporary files): nothing to leak
     except OSError as exc:
-        return task, None, f"{task.path}: {exc.strerror or exc}"
+        return task, [], f"{task.path}: {exc.strerror or exc}"
 
 
 def _list_tasks(data_dir: str, split: int, result: ScanResult) -> list[_Task]:
@@ -224,52 +250,78 @@ def default_jobs() -> int:
     return max(1, min(8, cores))
 
 
-def scan_dir(
+def _plan_passes(targets: list[Target], index_bytes: int) -> list[list[tuple[Target, int, int]]]:
+    """Cut every target into slices and pack them into passes of at most ``index_bytes``."""
+    passes: list[list[tuple[Target, int, int]]] = []
+    current: list[tuple[Target, int, int]] = []
+    budget = 0
+    for target in targets:
+        if target.size < MIN_RUN:
+            continue
+        lo = 0
+        while lo < target.size - BLOCK:
+            hi = min(target.size, lo + index_bytes)
+            if current and budget + (hi - lo) > index_bytes:
+                passes.append(current)
+                current, budget = [], 0
+            current.append((target, lo, hi))
+            budget += hi - lo
+            lo = hi
+    if current:
+        passes.append(current)
+    return passes
+
+
+def scan_targets(
     data_dir: str,
-    source: PlainSource,
-    size: int,
+    targets: list[Target],
     *,
     index_bytes: int = DEFAULT_INDEX_BYTES,
     chunk: int = DEFAULT_CHUNK,
     jobs: int = 1,
     split: int = DEFAULT_SPLIT,
 ) -> ScanResult:
-    """Scan every regular file under ``data_dir`` for runs of the plaintext given by ``source``.
+    """Scan every regular file under ``data_dir`` for 16-byte runs of any of ``targets``.
 
-    The plaintext is indexed ``index_bytes`` at a time (one pass over the files per slice);
-    files are cut into ``split``-byte ranges that ``jobs`` processes scan in parallel.
+    Plaintexts are indexed ``index_bytes`` at a time (one pass over the files per batch of
+    slices); files are cut into ``split``-byte ranges that ``jobs`` processes scan in parallel.
+    The result holds the earliest leak of each (file, target) pair.
     """
-    global _PIECE
+    global _GROUP
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"not a directory: {data_dir}")
     index_bytes = max(BLOCK, index_bytes // BLOCK * BLOCK)
     split = max(chunk, split)
     result = ScanResult()
     tasks = _list_tasks(data_dir, split, result)
-    if size < MIN_RUN:
-        result.passes = 1
-        return result
-    first_leak: dict[str, Leak] = {}
-    lo = 0
+    earliest: dict[tuple[str, str], Leak] = {}
     try:
-        while lo < size - BLOCK:
-            _PIECE = _Slice(source, size, lo, min(size, lo + index_bytes))
-            todo = [t for t in tasks if t.path not in first_leak]
-            for task, leak, error in _run_pass(todo, jobs, chunk):
+        for plan in _plan_passes(targets, index_bytes):
+            _GROUP = _Group([_Slice(target, lo, hi) for target, lo, hi in plan])
+            for _task, leaks, error in _run_pass(tasks, jobs, chunk):
                 if error and error not in result.unreadable:
                     result.unreadable.append(error)
-                if leak is not None:
-                    known = first_leak.get(task.path)
+                for leak in leaks:
+                    known = earliest.get((leak.path, leak.target))
                     if known is None or leak.file_offset < known.file_offset:
-                        first_leak[task.path] = leak
+                        earliest[(leak.path, leak.target)] = leak
             result.passes += 1
-            lo += index_bytes
     finally:
-        _PIECE = None
-    result.leaks = sorted(first_leak.values(), key=lambda leak: leak.path)
+        _GROUP = None
+    result.leaks = sorted(earliest.values(), key=lambda leak: (leak.target, leak.path))
     return result
+
+
+def scan_dir(data_dir: str, source: PlainSource, size: int, **kwargs: int) -> ScanResult:
+    """Scan for one plaintext (see :func:`scan_targets`)."""
+    return scan_targets(data_dir, [Target("", source, size)], **kwargs)
+
+
+def seed_target(seed: str, size: int, name: str | None = None) -> Target:
+    """The round-trip object regenerated from ``seed`` and ``size``."""
+    return Target(name or seed, lambda off, n: client_content.generate(seed, off, n), size)
 
 
 def scan_seed(data_dir: str, seed: str, size: int, **kwargs: int) -> ScanResult:
     """Scan for the round-trip object regenerated from ``seed`` and ``size``."""
-    return scan_dir(data_dir, lambda off, n: client_content.generate(seed, off, n), size, **kwargs)
+    return scan_targets(data_dir, [seed_target(seed, size)], **kwargs)

@@ -174,7 +174,9 @@ def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess):
             # Negative control: the unencrypted object must be found, which proves the scan
             # really reads the server's files.
             assert scan.returncode == 1, scan.stdout
-            assert scan.stdout.startswith("FAIL sealstore scan: plaintext found in 1 file(s)")
+            assert scan.stdout.startswith(
+                f"FAIL sealstore scan: plaintext of {obj['seed']} found in 1 file(s)"
+            )
         else:
             assert scan.returncode == 0, scan.stdout
             assert scan.stdout.startswith("OK sealstore scan: no plaintext at rest;")

@@ -106,7 +106,8 @@ def test_scan_subcommand_exit_codes_and_json(tmp_path, capsys):
         client.main(["scan", "--data-dir", str(tmp_path), "--seed", "s1", "--size", str(size)]) == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("OK sealstore scan: no plaintext at rest; 1 files, 48.8 KiB scanned")
+    assert out.startswith("OK sealstore scan: no plaintext at rest; 1 files, 48.8 KiB in ")
+    assert out.rstrip().endswith("16-byte plaintext runs of seed=s1 size=100000")
     leak = client_content.generate("s1", 777, 40)
     (tmp_path / "leaky").write_bytes(b"header" + leak)
     rc = client.main(
@@ -117,7 +118,12 @@ def test_scan_subcommand_exit_codes_and_json(tmp_path, capsys):
     assert rc == 1 and doc["ok"] is False and doc["files"] == 2
     assert doc["leaks"][0]["path"].endswith("leaky")
     assert doc["leaks"][0]["file_offset"] == 6 and doc["leaks"][0]["plain_offset"] == 777
-    assert captured.err.startswith("FAIL sealstore scan: plaintext found in 1 file(s)")
+    assert captured.err.startswith(
+        "FAIL sealstore scan: plaintext of s1 found in 1 file(s), first "
+    )
+    assert doc["objects"] == [
+        {"name": "s1", "seed": "s1", "size": size, "expect": "ciphertext", "plaintext_found": True}
+    ]
 
 
 def test_scan_missing_dir_and_bad_size(tmp_path, capsys):

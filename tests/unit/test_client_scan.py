@@ -158,3 +158,27 @@ def test_earliest_leak_of_a_file_is_reported(tmp_path):
     (tmp_path / "f").write_bytes(bytes(buf))
     result = scan_seed(str(tmp_path), SEED, size, chunk=1024, split=2048, jobs=2)
     assert [(leak.file_offset, leak.plain_offset) for leak in result.leaks] == [(100, 9000)]
+
+
+@pytest.mark.parametrize("index_bytes", [1 << 20, 4096, 1000])
+def test_several_targets_in_shared_passes(tmp_path, index_bytes):
+    """Targets packed into one index (or split over many passes) are told apart."""
+    from sealstore.client_scan import scan_targets, seed_target
+
+    sizes = {"t1": 5000, "t2": 12000, "t3": 800, "tiny": 10}
+    targets = [seed_target(f"seed-{n}", sz, n) for n, sz in sizes.items()]
+    p1 = client_content.generate("seed-t1", 0, 5000)
+    p2 = client_content.generate("seed-t2", 0, 12000)
+    a = _noise(8000, "a")
+    _plant(a, 7000, p2[11000:11016], p2, 11000)
+    _plant(a, 10, p1[4984:5000], p1, 4984)
+    (tmp_path / "a").write_bytes(bytes(a))
+    b = _noise(3000, "b")
+    _plant(b, 1500, p1[64:80], p1, 64)
+    (tmp_path / "b").write_bytes(bytes(b))
+    result = scan_targets(str(tmp_path), targets, index_bytes=index_bytes, chunk=1024, split=2048)
+    got = sorted(
+        (leak.target, leak.path.rsplit("/", 1)[1], leak.file_offset, leak.plain_offset)
+        for leak in result.leaks
+    )
+    assert got == [("t1", "a", 10, 4984), ("t1", "b", 1500, 64), ("t2", "a", 7000, 11000)]
