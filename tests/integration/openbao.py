@@ -263,7 +263,9 @@ class OpenBao:
         # OpenBao 2.x dropped the "file" backend; single-node integrated storage (raft) is the
         # persistent backend it supports, and what production deployments use.
         config = (
-            f'storage "raft" {{\n  path = "{storage}"\n  node_id = "test-node"\n}}\n'
+            f'storage "raft" {{\n  path = "{storage}"\n  node_id = "test-node"\n'
+            # fast leader election for a single node (the default multiplier suits WANs)
+            "  performance_multiplier = 1\n}\n"
             f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n{listener}}}\n'
             f'api_addr = "{self.address}"\n'
             f'cluster_addr = "https://127.0.0.1:{self.cluster_port}"\n'
@@ -363,6 +365,25 @@ class OpenBao:
         assert self.proc is not None and self.proc.poll() is None
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
+        # Signal delivery is asynchronous: wait until every thread is really stopped, or a
+        # request sent right after pause() may still be served.
+        deadline = time.monotonic() + 5
+        while not self._all_threads_stopped():
+            if time.monotonic() > deadline:
+                raise OpenBaoError("bao did not stop after SIGSTOP")
+            time.sleep(0.01)
+
+    def _all_threads_stopped(self) -> bool:
+        assert self.proc is not None
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        for stat in tasks.glob("*/stat"):
+            try:
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in ("T", "t"):
+                return False
+        return True
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""

@@ -118,6 +118,8 @@ class VaultKMS:
         self._healthy = False
         self.last_error: str | None = None
         self.logins = 0
+        self._login_attempts = 0
+        self._login_failure: KMSError | None = None
         self.renewals = 0
 
     def __repr__(self) -> str:
@@ -229,16 +231,23 @@ class VaultKMS:
 
     async def _login(self) -> None:
         """AppRole login; on success install the token, its TTL and its deadline."""
-        status, data = await self._call(
-            f"auth/{self._approle_mount}/login",
-            {"role_id": self._role_id, "secret_id": self._secret_id},
-            token=None,
-        )
+        self._login_attempts += 1
+        self._login_failure = None
+        try:
+            status, data = await self._call(
+                f"auth/{self._approle_mount}/login",
+                {"role_id": self._role_id, "secret_id": self._secret_id},
+                token=None,
+            )
+        except KMSError as exc:
+            self._login_failure = exc
+            raise
         auth = data.get("auth") if status == 200 else None
         if not isinstance(auth, dict) or not auth.get("client_token"):
             msg = f"Vault AppRole login failed (HTTP {status}): {self._errors(data)}"
             self.last_error = msg
             self._healthy = False
+            self._login_failure = KMSError(msg)
             raise KMSError(msg)
         ttl = float(auth.get("lease_duration") or 0)
         self._token = str(auth["client_token"])
@@ -263,21 +272,35 @@ class VaultKMS:
         if token is not None and time.monotonic() < self._deadline:
             return token
         assert self._lock is not None
+        attempt = self._login_attempts
         async with self._lock:
             if self._token is not None and time.monotonic() < self._deadline:
                 return self._token
+            self._raise_if_failed_meanwhile(attempt)
             self._token = None
             await self._login()
             self._kick()
             assert self._token is not None
             return self._token
 
+    def _raise_if_failed_meanwhile(self, attempt: int) -> None:
+        """Share the outcome of a login that failed while we waited for the lock.
+
+        Without this, N requests queued behind a hanging Vault would each wait for their own
+        login timeout, one after the other.
+        """
+        failed = self._login_failure
+        if self._login_attempts != attempt and failed is not None:
+            raise type(failed)(str(failed))
+
     async def _relogin(self, stale: str) -> str:
         """Replace ``stale`` after a 403, unless another task already did."""
         assert self._lock is not None
+        attempt = self._login_attempts
         async with self._lock:
             if self._token is not None and self._token != stale:
                 return self._token
+            self._raise_if_failed_meanwhile(attempt)
             log.warning("Vault rejected the token (403); logging in again")
             self._token = None
             await self._login()
