@@ -370,6 +370,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 op=op,
             )
             resp = await handler(s3req)
+    except ConnectionResetError:
+        # The client went away mid-request (aiohttp raises this on writes to a closed
+        # transport). Nothing can be answered; record it without a traceback.
+        ctx.logger.info("client disconnected", extra={"request_id": request_id, "op": op})
+        resp = (s3req.prepared if s3req is not None else None) or web.Response(status=499)
+        _finish(ctx, request, resp, op, request_id, path, started, s3req)
+        return resp
     except Exception as exc:
         err = map_exception(exc)
         if err is None:
