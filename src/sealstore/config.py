@@ -27,6 +27,8 @@ DOCKER_SECRETS_DIR = Path("/run/secrets")
 ENV_DOC: dict[str, str] = {
     "MINIO_ROOT_USER": "S3 access key (required, at least 3 characters)",
     "MINIO_ROOT_PASSWORD": "S3 secret key (required, at least 8 characters)",
+    "MINIO_ACCESS_KEY": "legacy name of MINIO_ROOT_USER (used only when that is unset)",
+    "MINIO_SECRET_KEY": "legacy name of MINIO_ROOT_PASSWORD (used only when that is unset)",
     "MINIO_REGION": f"region reported to clients and used for SigV4 (default {DEFAULT_REGION})",
     "MINIO_SSE_VAULT_ENDPOINT": "Vault/OpenBao URL, e.g. https://vault:8200 (enables Vault KMS)",
     "MINIO_SSE_VAULT_AUTH_TYPE": "optional; must be 'approle'",
@@ -124,8 +126,9 @@ class Settings:
         (any may be missing or None).
         """
         env = {k: v for k, v in environ.items() if v != ""}
-        user = env.get("MINIO_ROOT_USER")
-        password = env.get("MINIO_ROOT_PASSWORD")
+        # MinIO's pre-2020 names still appear in old environment files; the new names win.
+        user = env.get("MINIO_ROOT_USER", env.get("MINIO_ACCESS_KEY"))
+        password = env.get("MINIO_ROOT_PASSWORD", env.get("MINIO_SECRET_KEY"))
         if user is None:
             raise ConfigError("MINIO_ROOT_USER is not set (the S3 access key is required)")
         if password is None:

@@ -167,3 +167,35 @@ def test_repr_hides_secrets() -> None:
     m = settings(MINIO_SSE_MASTER_KEY=MASTER)
     assert MASTER.split(":")[1] not in repr(m)
     assert MASTER in m.secrets()
+
+
+def test_legacy_minio_credential_names() -> None:
+    s = Settings.from_env({"MINIO_ACCESS_KEY": "old-user", "MINIO_SECRET_KEY": "old-secret-1"})
+    assert (s.root_user, s.root_password) == ("old-user", "old-secret-1")
+    s = Settings.from_env({**BASE, "MINIO_ACCESS_KEY": "old-user"})
+    assert s.root_user == BASE["MINIO_ROOT_USER"]
+
+
+def test_help_documents_every_variable() -> None:
+    from sealstore.cli import build_parser
+
+    text = build_parser().format_help()
+    for name in (
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "MINIO_REGION",
+        "MINIO_SSE_VAULT_ENDPOINT",
+        "MINIO_SSE_VAULT_APPROLE_ID",
+        "MINIO_SSE_VAULT_APPROLE_SECRET",
+        "MINIO_SSE_VAULT_KEY_NAME",
+        "MINIO_SSE_VAULT_NAMESPACE",
+        "MINIO_SSE_VAULT_CAPATH",
+        "MINIO_SSE_MASTER_KEY",
+        "MINIO_SSE_MASTER_KEY_FILE",
+        "MINIO_SSE_AUTO_ENCRYPTION",
+        "SEALSTORE_ADDRESS",
+        "SEALSTORE_WORKERS",
+        "SEALSTORE_LOG_LEVEL",
+        "SEALSTORE_LOG_FORMAT",
+    ):
+        assert name in text, name
