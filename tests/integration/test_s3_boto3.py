@@ -485,6 +485,19 @@ def test_presigned_get_and_expiry(mk_server: ServerProcess, s3, bucket: str) -> 
     assert requests.get(tampered, timeout=5).status_code == 403
 
 
+def test_acl_is_owner_full_control(s3, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="acl", Body=b"a")
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="acl")):
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+        assert acl["Owner"]["ID"]
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="missing")
+    assert code_of(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert code_of(e) == "NotImplemented"
+
+
 def test_unknown_subresource_is_not_implemented(s3, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket=bucket)

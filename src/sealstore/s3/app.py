@@ -83,6 +83,8 @@ OPERATIONS: dict[str, str] = {
     "DeleteBucket": "bucket:delete_bucket",
     "GetBucketLocation": "bucket:get_bucket_location",
     "GetBucketVersioning": "bucket:get_bucket_versioning",
+    "GetBucketAcl": "bucket:get_bucket_acl",
+    "GetObjectAcl": "bucket:get_object_acl",
     "ListObjectsV1": "listing:list_objects_v1",
     "ListObjectsV2": "listing:list_objects_v2",
     "PutBucketEncryption": "bucket_encryption:put_bucket_encryption",
@@ -165,6 +167,7 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("encryption", "GetBucketEncryption"),
             ("uploads", "ListMultipartUploads"),
             ("versioning", "GetBucketVersioning"),
+            ("acl", "GetBucketAcl"),
         ):
             if sub in subs:
                 return op if subs == {sub} else _not_implemented(subs)
@@ -202,6 +205,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
     elif method == "GET":
         if subs == {"uploadId"}:
             return "ListParts"
+        if subs == {"acl"}:
+            return "GetObjectAcl"
         if not subs or subs == {"partNumber"}:
             return "GetObject"
     elif method == "HEAD":

@@ -1,5 +1,6 @@
 """Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation,
-GetBucketVersioning (always unversioned: this server keeps one version per key).
+GetBucketVersioning (always unversioned: this server keeps one version per key), and the
+read-only ACL answers (single owner, FULL_CONTROL) that some clients ask for.
 """
 
 from __future__ import annotations
@@ -125,3 +126,30 @@ def _escape(text: str) -> str:
     from sealstore.s3.xml import escape
 
     return escape(text)
+
+
+def _acl_document(req: S3Request) -> bytes:
+    user = req.ctx.settings.root_user
+    grantee = (
+        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="CanonicalUser">' + tag("ID", user) + tag("DisplayName", user) + "</Grantee>"
+    )
+    grant = wrap("Grant", [grantee, tag("Permission", "FULL_CONTROL")])
+    return document("AccessControlPolicy", [_owner(req), wrap("AccessControlList", grant)])
+
+
+async def get_bucket_acl(req: S3Request) -> web.StreamResponse:
+    """GET /bucket?acl: this single-user server grants its owner FULL_CONTROL, nothing else."""
+    bucket = _bucket(req)
+    if not await req.ctx.storage.bucket_exists(bucket):
+        raise S3Error("NoSuchBucket", resource=bucket)
+    return req.xml_response(_acl_document(req))
+
+
+async def get_object_acl(req: S3Request) -> web.StreamResponse:
+    """GET /bucket/key?acl: same fixed policy, for an existing object."""
+    bucket = _bucket(req)
+    if req.key is None:
+        raise S3Error("InvalidRequest", "An object key is required for this operation")
+    await req.ctx.storage.head(bucket, req.key)
+    return req.xml_response(_acl_document(req))
