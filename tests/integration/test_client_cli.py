@@ -148,7 +148,7 @@ def test_roundtrip_text_is_one_line(mk_server: ServerProcess):
     assert m and m.group(3) == "6" and m.group(4) == "AES256"  # sse-s3 + bucket-default
 
 
-def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess):
+def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess, tmp_path: Path):
     proc = run_client(
         "roundtrip",
         "--endpoint",
@@ -182,6 +182,23 @@ def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess):
             assert scan.stdout.startswith("OK sealstore scan: no plaintext at rest;")
             files = int(re.search(r"; (\d+) files", scan.stdout).group(1))
             assert files >= 4
+    # All objects in one go from the round trip's JSON; plain objects are must-find controls.
+    report = tmp_path / "roundtrip.json"
+    report.write_text(proc.stdout)
+    scan = run_client("scan", "--data-dir", data_dir, "--from-json", str(report), "--json")
+    assert scan.returncode == 0, scan.stdout + scan.stderr
+    doc = json.loads(scan.stdout)
+    assert doc["summary"].startswith("OK sealstore scan: no plaintext at rest;")
+    assert doc["summary"].endswith("2 encrypted object(s), 2 unencrypted control(s)")
+    found = {o["name"]: (o["expect"], o["plaintext_found"]) for o in doc["objects"]}
+    assert sorted(found.values()) == [("ciphertext", False)] * 2 + [("plaintext-control", True)] * 2
+    # The wrong directory cannot pass vacuously: the controls are missing there.
+    empty = tmp_path / "not-the-data-dir"
+    empty.mkdir()
+    scan = run_client("scan", "--data-dir", str(empty), "--from-json", str(report))
+    assert scan.returncode == 1
+    assert scan.stdout.startswith("FAIL sealstore scan: unencrypted control object ")
+    assert "is --data-dir the server's data directory?" in scan.stdout
 
 
 def test_auto_encryption_mode(auto_server: ServerProcess):
