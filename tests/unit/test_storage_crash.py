@@ -274,8 +274,36 @@ def test_processes_share_a_data_directory(tmp_path: Path) -> None:
     asyncio.run(verify())
 
 
+async def _open_child(data_dir: Path) -> None:
+    from sealstore.storage import FSBackend
+
+    async with FSBackend(data_dir):
+        pass
+    print("done", flush=True)
+
+
+def test_processes_open_a_fresh_directory_at_once(tmp_path: Path) -> None:
+    """Worker processes start together on first boot: creating the layout must not race."""
+    for attempt in range(3):
+        data_dir = tmp_path / str(attempt)
+        children = [
+            subprocess.Popen(
+                [sys.executable, __file__, "open", str(data_dir)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_child_env(),
+            )
+            for _ in range(4)
+        ]
+        results = [child.communicate(timeout=120) for child in children]
+        assert [c.returncode for c in children] == [0] * 4, [err for _, err in results]
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "share":
+    if sys.argv[1] == "open":
+        asyncio.run(_open_child(Path(sys.argv[2])))
+    elif sys.argv[1] == "share":
         asyncio.run(_share_child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
     else:
         asyncio.run(_child(sys.argv[1], Path(sys.argv[2])))

@@ -65,27 +65,34 @@ class Layout:
         return self.blobs / file_id[:2] / file_id
 
     def create(self) -> None:
-        """Create the directory tree (0700) and make its creation durable."""
+        """Create the directory tree (0700) and make its creation durable.
+
+        Several worker processes may run this at the same moment, so "already exists" is
+        never an error.
+        """
         self.root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         made = False
         for path in (self.tmp, self.blobs):
-            if not path.exists():
-                path.mkdir(mode=_DIR_MODE)
-                made = True
+            made |= _mkdir(path)
         if made:
             fsync_dir(self.root)
         # SQLite gives the -wal and -shm files the main file's mode, so creating it 0600 first
         # keeps the whole index private whatever the umask.
-        if not self.index.exists():
-            os.close(os.open(self.index, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE))
+        os.close(os.open(self.index, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE))
         made = False
         for n in range(256):
-            sub = self.blobs / f"{n:02x}"
-            if not sub.exists():
-                sub.mkdir(mode=_DIR_MODE)
-                made = True
+            made |= _mkdir(self.blobs / f"{n:02x}")
         if made:
             fsync_dir(self.blobs)
+
+
+def _mkdir(path: Path) -> bool:
+    """mkdir 0700; False if it already existed (possibly created by a concurrent process)."""
+    try:
+        path.mkdir(mode=_DIR_MODE)
+    except FileExistsError:
+        return False
+    return True
 
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
