@@ -376,3 +376,19 @@ def test_tls_error_is_one_clear_line(openbao_tls):
     )
     assert "certificate verify failed" in proc.stdout
     assert len(proc.stdout.splitlines()) == 1
+    # With the right CA the handshake succeeds: what fails now is S3 itself (OpenBao is no S3
+    # server), which proves --ca-bundle reached the TLS layer.
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        openbao_tls.address,
+        "--ca-bundle",
+        str(openbao_tls.ca_file),
+        "--modes",
+        "plain",
+        "--sizes",
+        "1",
+    )
+    assert proc.returncode == 1
+    assert "TLS error" not in proc.stdout
+    assert proc.stdout.startswith("FAIL sealstore roundtrip: create-bucket ")
