@@ -135,6 +135,14 @@ def test_plain_put_get_head_delete_with_metadata(s3, bucket: str) -> None:
     assert code_of(e) == "NoSuchKey"
 
 
+@pytest.mark.parametrize("key", ["a/../../etc/passwd", "../x", "./y", "nul\x00byte", "/abs"])
+def test_escaping_keys_are_rejected(s3, bucket: str, key: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert code_of(e) in ("InvalidArgument", "InvalidURI")
+
+
 def test_content_md5(s3, bucket: str) -> None:
     data = b"hello world"
     good = base64.b64encode(hashlib.md5(data).digest()).decode()
