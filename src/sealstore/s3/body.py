@@ -38,6 +38,9 @@ from .sigv4 import AuthResult, PayloadMode
 __all__ = ["DEFAULT_READ_SIZE", "MAX_UPLOAD_SIZE", "RequestBody"]
 
 DEFAULT_READ_SIZE = 1 << 20
+# Hashing a slice this large (MD5 + SHA-256 + a CRC: ~2 ms per MiB) runs in a worker thread:
+# hashlib and zlib release the GIL, so the event loop keeps serving other requests meanwhile.
+OFFLOAD_HASHING_AT = 256 << 10
 # S3's limit for one PUT (and one part); the default bound so no request can fill the disk.
 MAX_UPLOAD_SIZE = 5 * 1024**3
 _STREAM_ERRORS = (
@@ -217,7 +220,10 @@ class RequestBody:
             source = self._raw_chunks()
         try:
             async for chunk in source:
-                self._consume(chunk)
+                if len(chunk) >= OFFLOAD_HASHING_AT:
+                    await asyncio.to_thread(self._consume, chunk)
+                else:
+                    self._consume(chunk)
                 yield chunk
         except _STREAM_ERRORS:
             raise S3Error("IncompleteBody") from None
