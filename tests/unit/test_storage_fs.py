@@ -964,3 +964,44 @@ def test_unusable_data_directory_gives_one_clear_error(tmp_path: Path) -> None:
             await FSBackend(newer).open()
 
     asyncio.run(main())
+
+
+def test_cancelled_commits_publish_all_or_nothing(tmp_path: Path) -> None:
+    data = os.urandom(1 << 20)
+
+    async def body(b: FSBackend) -> None:
+        outcomes = set()
+        for i in range(30):
+            key = f"k{i}"
+            writer = await b.new_writer(BUCKET, key)
+            await writer.write(data[: 1000 + i])
+
+            async def commit(w=writer, k=key, n=1000 + i):
+                async with w:
+                    await w.commit(ObjectMeta(BUCKET, k, n))
+
+            task = asyncio.create_task(commit())
+            for _ in range(i % 4):
+                await asyncio.sleep(0)
+            if i % 5:
+                await asyncio.sleep(0.0005 * (i % 7))
+            task.cancel()
+            try:
+                await task
+                outcomes.add("committed")
+            except asyncio.CancelledError:
+                outcomes.add("cancelled")
+            try:
+                meta = await b.head(BUCKET, key)
+            except NoSuchKey:
+                continue
+            assert await read_all(b, meta) == data[: 1000 + i]
+        await asyncio.sleep(0.2)  # threads of cancelled commits have finished
+        referenced = set()
+        for obj in (await b.list_objects(BUCKET)).objects:
+            referenced |= set(obj.files)
+        assert blob_files(tmp_path) == referenced
+        assert tmp_files(tmp_path) == []
+        assert "cancelled" in outcomes
+
+    run(tmp_path, body, gc_grace=0)

@@ -392,13 +392,18 @@ class FSBackend:
 
 
 class _BlobSession:
-    """Shared write-buffering and abort logic of object and part writers."""
+    """Shared write-buffering, commit and abort logic of object and part writers."""
 
     def __init__(self, backend: FSBackend, blob: BlobWriter) -> None:
         self._backend = backend
         self._blob = blob
         self._buffer = bytearray()
         self._done = False
+
+    @property
+    def written(self) -> int:
+        """Stored bytes accepted so far."""
+        return self._blob.size + len(self._buffer)
 
     async def write(self, data: bytes) -> None:
         """Append bytes; small writes are coalesced so each thread hop moves ~1 MiB."""
@@ -412,11 +417,26 @@ class _BlobSession:
             chunk, self._buffer = self._buffer, bytearray()
             await self._backend._run(self._blob.write, chunk)
 
-    async def _flush_and_finish(self) -> None:
-        if self._buffer:
-            chunk, self._buffer = self._buffer, bytearray()
-            await self._backend._run(self._blob.write, chunk)
-        await self._backend._run(self._blob.finish)
+    async def _finish_and_publish(self, register: Callable[[], None]) -> None:
+        """One thread hop: write the tail, fsync + rename + fsync dir, then `register` (the
+        index transaction) under the file's lock. Any failure removes the data file."""
+        if self._done:
+            raise StorageError("writer already committed or aborted")
+        self._done = True
+        tail, self._buffer = self._buffer, bytearray()
+        blob = self._blob
+
+        def work() -> None:
+            if tail:
+                blob.write(tail)
+            blob.finish()
+            blob.publish(register)
+
+        try:
+            await self._backend._change(work)
+        except BaseException:
+            await self._backend._run(blob.discard)  # no-op if the publish went through
+            raise
 
     async def abort(self) -> None:
         """Throw the data away. Idempotent; a no-op after commit."""
@@ -450,16 +470,9 @@ class ObjectWriter(_BlobSession):
         self.key = key
         self._raw = raw
 
-    @property
-    def written(self) -> int:
-        """Stored bytes accepted so far."""
-        return self._blob.size + len(self._buffer)
-
     async def commit(self, meta: ObjectMeta) -> ObjectMeta:
         """fsync + rename + publish; replaces any existing object. Returns the stored meta
         (with stored_size, last_modified and the data locator filled in)."""
-        if self._done:
-            raise StorageError("writer already committed or aborted")
         blob, index = self._blob, self._backend._index
         published = ObjectMeta(
             bucket=self.bucket,
@@ -476,27 +489,12 @@ class ObjectWriter(_BlobSession):
             files=[blob.file_id],
         )
 
-        def publish() -> None:
+        def register() -> None:
             published.stored_size = blob.size
             published.last_modified = time.time()
-            blob.publish(
-                functools.partial(
-                    index.publish_object,
-                    published,
-                    self._raw,
-                    blob.file_id,
-                    published.last_modified,
-                )
-            )
+            index.publish_object(published, self._raw, blob.file_id, published.last_modified)
 
-        try:
-            await self._flush_and_finish()
-            self._done = True
-            await self._backend._change(publish)
-        except BaseException:
-            self._done = True
-            await self._backend._run(blob.discard)
-            raise
+        await self._finish_and_publish(register)
         return published
 
 
@@ -510,13 +508,8 @@ class PartWriter(_BlobSession):
         self.upload = upload
         self.number = number
 
-    @property
-    def written(self) -> int:
-        return self._blob.size + len(self._buffer)
-
     async def commit(self, etag: str, size: int, internal: dict[str, str]) -> PartMeta:
-        if self._done:
-            raise StorageError("writer already committed or aborted")
+        """fsync + rename + register the part (NoSuchUpload if it was completed/aborted)."""
         blob, index = self._blob, self._backend._index
         part = PartMeta(
             number=self.number,
@@ -527,25 +520,10 @@ class PartWriter(_BlobSession):
             internal=dict(internal),
         )
 
-        def publish() -> None:
+        def register() -> None:
             part.stored_size = blob.size
             part.last_modified = time.time()
-            blob.publish(
-                functools.partial(
-                    index.publish_part,
-                    self.upload.upload_id,
-                    part,
-                    blob.file_id,
-                    part.last_modified,
-                )
-            )
+            index.publish_part(self.upload.upload_id, part, blob.file_id, part.last_modified)
 
-        try:
-            await self._flush_and_finish()
-            self._done = True
-            await self._backend._change(publish)
-        except BaseException:
-            self._done = True
-            await self._backend._run(blob.discard)
-            raise
+        await self._finish_and_publish(register)
         return part
