@@ -580,3 +580,29 @@ def test_aws_documented_get_object_vector() -> None:
     res = authenticate("GET", "/test.txt", "", headers, lookup, REGION, now)
     assert res.access_key == AK
     assert res.signing_key  # derived, used for chunk signatures
+
+
+def test_raw_non_utf8_path_bytes() -> None:
+    """aiohttp hands undecodable request bytes over as surrogates; they must verify, not crash."""
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    headers = sign_request("GET", ENDPOINT + "/b/%FF%20x", {}, Credentials(AK, SK), REGION, now)
+    res = authenticate("GET", "/b/\udcff x", "", CIMultiDict(headers), lookup, REGION, now)
+    assert res.access_key == AK
+    headers["x-amz-meta-odd"] = "\udcfe"
+    err = _expect(
+        "AccessDenied",
+        authenticate,
+        "GET",
+        "/b/\udcff x",
+        "",
+        CIMultiDict(headers),
+        lookup,
+        REGION,
+        now,
+    )
+    assert "x-amz-meta-odd" in err.extra["HeadersNotSigned"]
+
+
+def test_header_with_tab_signed_by_botocore() -> None:
+    req = _botocore_sign("PUT", _botocore_url("b", "k"), {"x-amz-meta-t": "a\tb   c"})
+    assert _verify(req).access_key == AK

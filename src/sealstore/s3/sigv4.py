@@ -140,6 +140,15 @@ def derive_signing_key(secret_key: str, date: str, region: str, service: str = S
     return _hmac(k, TERMINATOR)
 
 
+def _raw_bytes(text: str) -> bytes:
+    """The bytes the client sent: aiohttp decodes non-UTF-8 input with surrogateescape."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _unquote(text: str) -> bytes:
+    return unquote_to_bytes(_raw_bytes(text))
+
+
 def _uri_encode(raw: bytes | str, *, keep_slash: bool) -> str:
     safe = _UNRESERVED + ("/" if keep_slash else "")
     return quote(raw, safe=safe)
@@ -149,7 +158,7 @@ def canonical_uri(raw_path: str) -> str:
     """AWS-style canonical URI for S3: decode what was sent, re-encode each byte once."""
     if not raw_path:
         return "/"
-    return _uri_encode(unquote_to_bytes(raw_path), keep_slash=True)
+    return _uri_encode(_unquote(raw_path), keep_slash=True)
 
 
 def canonical_query(raw_query: str, *, plus_is_space: bool = False, exclude: str = "") -> str:
@@ -165,10 +174,10 @@ def canonical_query(raw_query: str, *, plus_is_space: bool = False, exclude: str
         if plus_is_space:
             name = name.replace("+", " ")
             value = value.replace("+", " ")
-        enc_name = _uri_encode(unquote_to_bytes(name), keep_slash=False)
+        enc_name = _uri_encode(_unquote(name), keep_slash=False)
         if exclude and enc_name == exclude:
             continue
-        pairs.append((enc_name, _uri_encode(unquote_to_bytes(value), keep_slash=False)))
+        pairs.append((enc_name, _uri_encode(_unquote(value), keep_slash=False)))
     pairs.sort()
     return "&".join(f"{n}={v}" for n, v in pairs)
 
@@ -182,7 +191,21 @@ def _header_values(headers: Mapping[str, str], name: str) -> list[str] | None:
     return None if value is None else [value]
 
 
-def _canonical_headers(headers: Mapping[str, str], signed: Iterable[str]) -> str:
+def _trim_spaces(value: str) -> str:
+    """AWS ``Trimall``: strip, and collapse runs of spaces (SDKs other than botocore)."""
+    return _SPACES.sub(" ", value.strip())
+
+
+def _trim_whitespace(value: str) -> str:
+    """botocore's reading of ``Trimall``: every whitespace run (tabs too) becomes one space."""
+    return " ".join(value.split())
+
+
+def _canonical_headers(
+    headers: Mapping[str, str],
+    signed: Iterable[str],
+    trim: Callable[[str], str] = _trim_spaces,
+) -> str:
     lines = []
     for name in signed:
         values = _header_values(headers, name)
@@ -191,7 +214,7 @@ def _canonical_headers(headers: Mapping[str, str], signed: Iterable[str]) -> str
                 "AccessDenied",
                 f"Header {name} is listed in SignedHeaders but is not present in the request.",
             )
-        joined = ",".join(_SPACES.sub(" ", v.strip()) for v in values)
+        joined = ",".join(trim(v) for v in values)
         lines.append(f"{name}:{joined}\n")
     return "".join(lines)
 
@@ -203,7 +226,7 @@ def _canonical_request(
 
 
 def _string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
-    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(_raw_bytes(canonical_request)).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
@@ -362,13 +385,13 @@ def _query_params(raw_query: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in raw_query.split("&"):
         name, _, value = item.partition("=")
-        dname = unquote_to_bytes(name).decode("utf-8", "replace")
+        dname = _unquote(name).decode("utf-8", "replace")
         if dname.startswith("X-Amz-"):
             if dname in out:
                 raise S3Error(
                     "AuthorizationQueryParametersError", f"Duplicate query parameter {dname}."
                 )
-            out[dname] = unquote_to_bytes(value).decode("utf-8", "replace")
+            out[dname] = _unquote(value).decode("utf-8", "replace")
     return out
 
 
@@ -538,13 +561,21 @@ def authenticate(
         )
     scope = f"{parsed.date}/{parsed.region}/{SERVICE}/{TERMINATOR}"
     signing_key = derive_signing_key(secret, parsed.date, parsed.region)
-    canon_headers = _canonical_headers(headers, parsed.signed_headers)
+    header_forms = [_canonical_headers(headers, parsed.signed_headers)]
+    other = _canonical_headers(headers, parsed.signed_headers, _trim_whitespace)
+    if other != header_forms[0]:
+        header_forms.append(other)
     signed_line = ";".join(parsed.signed_headers)
     exclude = "X-Amz-Signature" if parsed.presigned else ""
 
     first: tuple[str, str] | None = None
     provided = parsed.signature.strip().lower().encode("ascii", "replace")
-    for uri, query in _candidates(path, raw_query, exclude):
+    candidates = [
+        (uri, query, canon)
+        for canon in header_forms
+        for uri, query in _candidates(path, raw_query, exclude)
+    ]
+    for uri, query, canon_headers in candidates:
         creq = _canonical_request(
             method.upper(), uri, query, canon_headers, signed_line, payload_line
         )
