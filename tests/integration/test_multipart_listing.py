@@ -388,6 +388,52 @@ def test_upload_part_copy(s3, mk_server, bucket) -> None:
     assert len({leak.path for leak in res.leaks}) == 1
 
 
+def test_multipart_metadata_and_part_digest(s3, bucket) -> None:
+    """Metadata given at Create reaches the object; a part with a wrong Content-MD5 is
+    refused (BadDigest) and leaves no part behind; oversized metadata is refused."""
+    up = s3.create_multipart_upload(
+        Bucket=bucket,
+        Key="meta",
+        ContentType="text/plain",
+        CacheControl="max-age=60",
+        ContentDisposition='attachment; filename="x.txt"',
+        Metadata={"colour": "blue", "Mixed-Case": "v"},
+        ServerSideEncryption="AES256",
+    )
+    uid = up["UploadId"]
+    bad_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(
+            Bucket=bucket,
+            Key="meta",
+            UploadId=uid,
+            PartNumber=1,
+            Body=b"x" * 10,
+            ContentMD5=bad_md5,
+        )
+    assert code_of(e) == "BadDigest"
+    assert s3.list_parts(Bucket=bucket, Key="meta", UploadId=uid).get("Parts", []) == []
+    good_md5 = base64.b64encode(hashlib.md5(b"x" * 10).digest()).decode()
+    etag = s3.upload_part(
+        Bucket=bucket, Key="meta", UploadId=uid, PartNumber=1, Body=b"x" * 10, ContentMD5=good_md5
+    )["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="meta",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    head = s3.head_object(Bucket=bucket, Key="meta")
+    assert head["ContentType"] == "text/plain"
+    assert head["CacheControl"] == "max-age=60"
+    assert head["ContentDisposition"] == 'attachment; filename="x.txt"'
+    assert head["Metadata"] == {"colour": "blue", "mixed-case": "v"}
+    assert head["ServerSideEncryption"] == "AES256"
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(Bucket=bucket, Key="big-meta", Metadata={"m": "v" * 3000})
+    assert code_of(e) == "MetadataTooLarge"
+
+
 def test_malformed_complete_body(s3, mk_server, bucket) -> None:
     uid = s3.create_multipart_upload(Bucket=bucket, Key="mal")["UploadId"]
     resp = signed_request(

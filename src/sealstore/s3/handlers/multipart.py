@@ -28,7 +28,14 @@ from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.delete_objects import read_xml_body
 from sealstore.s3.handlers.listing import owner_xml, s3_url_encode
-from sealstore.s3.handlers.object import decide_encryption, new_key, open_key
+from sealstore.s3.handlers.object import (
+    DEFAULT_CONTENT_TYPE,
+    decide_encryption,
+    new_key,
+    open_key,
+)
+from sealstore.s3.handlers.object import _stored_headers as stored_headers
+from sealstore.s3.handlers.object import _user_metadata as user_metadata
 from sealstore.s3.xml import MalformedXMLError, child_text, document, local_name, parse, tag, wrap
 from sealstore.storage import base as st
 
@@ -48,14 +55,6 @@ __all__ = [
 
 MAX_PART_SIZE = 5 * 1024**3  # S3: a part is at most 5 GiB
 MAX_PARTS_LISTED = 1000
-# Headers S3 stores with the object and returns on GET/HEAD (besides Content-Type).
-STORED_HEADERS = (
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "expires",
-)
 # Completion normally takes milliseconds (no data is copied); only when it is slower does the
 # handler commit to a 200 and keep the connection alive with whitespace, as S3 does.
 KEEPALIVE_AFTER = 2.0
@@ -390,18 +389,21 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
         if not await storage.bucket_exists(bucket):
             raise S3Error("NoSuchBucket", resource=bucket)
     _reject_ssec(req)
+    # Metadata is validated and stored exactly as PutObject does (size limit, header set),
+    # before any KMS call is spent on a request that would be refused anyway.
+    user_meta = user_metadata(req)
+    headers = stored_headers(req)
     # Same precedence as PutObject (header, auto-encryption, bucket default), same errors.
     choice = await decide_encryption(req, bucket)
     internal: dict[str, str] = {}
     if choice is not None:
         _oek, internal = await new_key(req, bucket, key, choice)
         internal[sse.META_ENCRYPTED_MULTIPART] = ""
-    headers = {h: v for h in STORED_HEADERS if (v := req.header(h)) is not None}
     template = st.ObjectMeta(
         bucket=bucket,
         key=key,
-        content_type=req.header("Content-Type") or "application/octet-stream",
-        user_meta=req.user_metadata(),
+        content_type=req.header("Content-Type") or DEFAULT_CONTENT_TYPE,
+        user_meta=user_meta,
         headers=headers,
         internal=internal,
     )
@@ -457,6 +459,8 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
                 await sse.encrypt_part(oek, number, source, writer.write)
             else:
                 await _copy_into(writer, source)
+            if body.md5_hex is None:  # the body always computes it; never store a bad ETag
+                raise S3Error("InternalError", "The part's MD5 was not computed")
             part = await writer.commit(body.md5_hex, body.size, {})
         except BaseException:
             await writer.abort()
