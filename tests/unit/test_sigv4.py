@@ -606,3 +606,14 @@ def test_raw_non_utf8_path_bytes() -> None:
 def test_header_with_tab_signed_by_botocore() -> None:
     req = _botocore_sign("PUT", _botocore_url("b", "k"), {"x-amz-meta-t": "a\tb   c"})
     assert _verify(req).access_key == AK
+
+
+def test_error_document_redacts_key_material() -> None:
+    key = "c2VjcmV0LWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb25nISE="
+    req = _botocore_sign(
+        "GET", _botocore_url("b", "k"), {"x-amz-server-side-encryption-customer-key": key}
+    )
+    err = _expect("SignatureDoesNotMatch", _verify, req, method="DELETE")
+    assert key not in err.extra["CanonicalRequest"]
+    assert "x-amz-server-side-encryption-customer-key:<redacted>" in err.extra["CanonicalRequest"]
+    assert key not in err.to_xml("/b/k", "r").decode()

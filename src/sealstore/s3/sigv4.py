@@ -602,9 +602,27 @@ def authenticate(
             "AWSAccessKeyId": parsed.access_key,
             "StringToSign": first[1],
             "SignatureProvided": parsed.signature,
-            "CanonicalRequest": first[0],
+            "CanonicalRequest": _redact(first[0]),
         },
     )
+
+
+_SECRET_HEADERS = (
+    "x-amz-server-side-encryption-customer-key:",
+    "x-amz-copy-source-server-side-encryption-customer-key:",
+    "x-amz-security-token:",
+)
+
+
+def _redact(canonical_request: str) -> str:
+    """The canonical request for the error document, minus key material a client may have
+    signed (SSE-C keys, session tokens), so an error never echoes or logs a secret."""
+    lines = canonical_request.split("\n")
+    for i, line in enumerate(lines):
+        for prefix in _SECRET_HEADERS:
+            if line.startswith(prefix):
+                lines[i] = prefix + "<redacted>"
+    return "\n".join(lines)
 
 
 def _candidates(path: str, raw_query: str, exclude: str) -> list[tuple[str, str]]:
