@@ -133,7 +133,8 @@ def render(results: dict, aes: float, dare_enc: float, dare_dec: float, meta: di
         f"Host: {meta['cpu']}, {meta['cores']} cores, Python {meta['python']}; server pinned to "
         f"CPU {meta['server_cpus']}, load generator to CPU {meta['client_cpus']}; "
         f"{meta['seconds']:.0f} s per cell; one server worker; SSE via MINIO_SSE_AUTO_ENCRYPTION; "
-        f"total {meta['elapsed']:.0f} s.",
+        f"total {meta['elapsed']:.0f} s; 1-min load average {meta['load_start']:.1f} at start, "
+        f"{meta['load_end']:.1f} at end (other work on the host makes numbers noisy).",
     ]
     errors = sum(c[op].errors for cfg in results.values() for c in cfg.values() for op in c)
     if errors:
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     server_cpus, client_cpus = _cpu_split()
     started = time.monotonic()
+    load_start = os.getloadavg()[0]
     workdir = tempfile.mkdtemp(prefix="sealstore-bench-")
     results: dict = {}
     try:
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "client_cpus": client_cpus or "any",
         "seconds": args.seconds,
         "elapsed": time.monotonic() - started,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
     }
     table = render(results, aes, dare_enc, dare_dec, meta)
     print(table)
