@@ -617,3 +617,22 @@ def test_error_document_redacts_key_material() -> None:
     assert key not in err.extra["CanonicalRequest"]
     assert "x-amz-server-side-encryption-customer-key:<redacted>" in err.extra["CanonicalRequest"]
     assert key not in err.to_xml("/b/k", "r").decode()
+
+
+def test_presign_url_with_signed_headers() -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    sse = {"x-amz-server-side-encryption": "AES256"}
+    url = presign_url(
+        "PUT", _botocore_url("b", "k"), Credentials(AK, SK), REGION, now, 60, headers=sse
+    )
+    assert "X-Amz-SignedHeaders=host%3Bx-amz-server-side-encryption" in url
+    assert _verify_presigned(url, now, "PUT", sse).presigned
+    _expect("AccessDenied", _verify_presigned, url, now, "PUT")  # signed header missing
+    _expect(
+        "SignatureDoesNotMatch",
+        _verify_presigned,
+        url,
+        now,
+        "PUT",
+        {"x-amz-server-side-encryption": "aws:kms"},
+    )

@@ -712,7 +712,7 @@ def sign_request(
     out["x-amz-content-sha256"] = payload_sha256
     ci = {k.lower(): v for k, v in out.items()}
     signed = tuple(sorted(ci))
-    canon = "".join(f"{n}:{_SPACES.sub(' ', ci[n].strip())}\n" for n in signed)
+    canon = "".join(f"{n}:{_trim_spaces(ci[n])}\n" for n in signed)
     scope = f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
     creq = _canonical_request(
         method.upper(),
@@ -738,23 +738,29 @@ def presign_url(
     region: str,
     now: datetime,
     expires: int = 3600,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
-    """Return ``url`` with SigV4 query authentication (only ``host`` signed, unsigned payload).
+    """Return ``url`` with SigV4 query authentication (unsigned payload).
 
-    ``url`` must be ``scheme://host[:port]/path[?query]`` already percent-encoded.  Such URLs let
-    a plain HTTP load generator (wrk) issue authenticated S3 requests.
+    ``url`` must be ``scheme://host[:port]/path[?query]`` already percent-encoded.  ``host`` is
+    always signed; ``headers`` (e.g. ``x-amz-server-side-encryption``) are signed too and the
+    caller must then send exactly those headers.  Such URLs let a plain HTTP load generator
+    (wrk) issue authenticated S3 requests.
     """
     if not 1 <= expires <= MAX_PRESIGN_EXPIRES:
         raise ValueError(f"expires must be 1..{MAX_PRESIGN_EXPIRES}")
     parts = urlsplit(url)
     amz_date = now.astimezone(UTC).strftime(AMZ_DATE_FORMAT)
     scope = f"{amz_date[:8]}/{region}/{SERVICE}/{TERMINATOR}"
+    to_sign = {k.lower(): v for k, v in (headers or {}).items()}
+    to_sign["host"] = parts.netloc
+    signed = sorted(to_sign)
     auth = {
         "X-Amz-Algorithm": ALGORITHM,
         "X-Amz-Credential": f"{credentials.access_key}/{scope}",
         "X-Amz-Date": amz_date,
         "X-Amz-Expires": str(expires),
-        "X-Amz-SignedHeaders": "host",
+        "X-Amz-SignedHeaders": ";".join(signed),
     }
     extra = "&".join(f"{k}={_uri_encode(v, keep_slash=False)}" for k, v in auth.items())
     query = f"{parts.query}&{extra}" if parts.query else extra
@@ -762,8 +768,8 @@ def presign_url(
         method.upper(),
         canonical_uri(parts.path),
         canonical_query(query),
-        f"host:{parts.netloc}\n",
-        "host",
+        "".join(f"{n}:{_trim_spaces(to_sign[n])}\n" for n in signed),
+        ";".join(signed),
         "UNSIGNED-PAYLOAD",
     )
     key = derive_signing_key(credentials.secret_key, amz_date[:8], region)
