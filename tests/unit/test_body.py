@@ -11,6 +11,7 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import http.client
 import io
 import ipaddress
 import os
@@ -49,6 +50,7 @@ from sealstore.s3.sigv4 import (
     authenticate,
     derive_signing_key,
     presign_url,
+    sign_request,
 )
 
 AK = "AKIAIOSFODNN7EXAMPLE"
@@ -637,3 +639,58 @@ def test_sigv2_presigned_url_rejected(http_server: _Server) -> None:
         urllib.request.urlopen(url, timeout=10)
     assert exc.value.code == 400
     assert b"<Code>InvalidRequest</Code>" in exc.value.read()
+
+
+@pytest.mark.parametrize(
+    "mode", [PayloadMode.STREAMING_SIGNED, PayloadMode.STREAMING_SIGNED_TRAILER]
+)
+def test_signed_streaming_put_end_to_end(http_server: _Server, mode: PayloadMode) -> None:
+    """Seed signature from the Authorization header chains into every chunk, over real HTTP."""
+    payload = os.urandom(200_000)
+    host = f"127.0.0.1:{http_server.port}"
+    now = dt.datetime.now(dt.UTC)
+    crc = b64(zlib.crc32(payload).to_bytes(4, "big"))
+    extra = {"x-amz-decoded-content-length": str(len(payload)), "Content-Encoding": "aws-chunked"}
+    if mode.has_trailer:
+        extra["x-amz-trailer"] = "x-amz-checksum-crc32"
+    headers = sign_request(
+        "PUT",
+        f"http://{host}/bkt/stream%20key",
+        extra,
+        Credentials(AK, SK),
+        REGION,
+        now,
+        mode.value,
+    )
+    seed = headers["Authorization"].rsplit("Signature=", 1)[1]
+    date = headers["x-amz-date"]
+    key = derive_signing_key(SK, date[:8], REGION)
+    body = b"".join(
+        encode_aws_chunked(
+            [payload[i : i + 65536] for i in range(0, len(payload), 65536)],
+            mode,
+            signing_key=key,
+            seed_signature=seed,
+            amz_date=date,
+            scope=f"{date[:8]}/{REGION}/s3/aws4_request",
+            trailers={"x-amz-checksum-crc32": crc} if mode.has_trailer else None,
+        )
+    )
+
+    def put(data: bytes) -> int:
+        conn = http.client.HTTPConnection(host, timeout=10)
+        try:
+            conn.request("PUT", "/bkt/stream%20key", body=data, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    assert put(body) == 200
+    result = http_server.results[-1]
+    assert result["mode"] is mode and result["sha256"] == hashlib.sha256(payload).hexdigest()
+    tampered = bytearray(body)
+    tampered[len(body) // 2] ^= 0x01
+    assert put(bytes(tampered)) == 403
+    assert http_server.results[-1] == {"error": "SignatureDoesNotMatch"}
