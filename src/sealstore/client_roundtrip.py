@@ -15,7 +15,13 @@ from typing import Any
 
 from sealstore import client_content
 from sealstore.client_config import Credentials
-from sealstore.client_s3 import FatalClientError, KMSStatus, describe_error, fetch_kms_status
+from sealstore.client_s3 import (
+    FatalClientError,
+    KMSStatus,
+    describe_error,
+    error_code,
+    fetch_kms_status,
+)
 
 SSE = "AES256"
 MIN_PART = 5 << 20
@@ -127,6 +133,7 @@ class RoundTrip:
         self.report = Report(opts.endpoint, opts.region, opts.seed or client_content.new_seed())
         self._index = 0
         self._created: list[str] = []
+        self._usable: dict[str, bool] = {}
 
     # -- recording -------------------------------------------------------------------------
     def _check(self, name: str, ok: bool, detail: str = "", obj: str | None = None) -> bool:
@@ -168,7 +175,9 @@ class RoundTrip:
         main_bucket, bd_bucket = self._bucket_names()
         for mode in opts.modes:
             bucket = bd_bucket if mode == "bucket-default" else main_bucket
-            if bucket not in self.report.buckets and not self._make_bucket(bucket, mode):
+            if bucket not in self._usable:
+                self._usable[bucket] = self._make_bucket(bucket, mode)
+            if not self._usable[bucket]:
                 continue
             for size in opts.sizes:
                 record = self._single_put(bucket, mode, size)
@@ -197,8 +206,6 @@ class RoundTrip:
             line, fatal = describe_error(exc, self.opts.endpoint)
             if fatal:
                 raise FatalClientError(line) from None
-            from sealstore.client_s3 import error_code
-
             if error_code(exc) != "BucketAlreadyOwnedByYou":
                 return self._check("create-bucket", False, line, bucket)
         if mode != "bucket-default":

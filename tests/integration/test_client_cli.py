@@ -148,6 +148,36 @@ def test_roundtrip_text_is_one_line(mk_server: ServerProcess):
     assert m and m.group(3) == "6" and m.group(4) == "AES256"  # sse-s3 + bucket-default
 
 
+def test_existing_bucket_and_fixed_seed(mk_server: ServerProcess):
+    s3 = mk_server.client()
+    s3.create_bucket(Bucket="ops-verify")
+    s3.put_object(Bucket="ops-verify", Key="keep-me", Body=b"not the client's")
+    proc = run_client(
+        "roundtrip",
+        "--endpoint",
+        mk_server.endpoint,
+        "--bucket",
+        "ops-verify",
+        "--modes",
+        "sse-s3,plain",
+        "--sizes",
+        "1,65537",
+        "--multipart-size",
+        "0",
+        "--seed",
+        "fixedseed",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["seed"] == "fixedseed" and doc["buckets"] == ["ops-verify"]
+    assert [o["seed"] for o in doc["objects"]] == [f"fixedseed.{i}" for i in range(4)]
+    assert doc["objects"][1]["sha256"] == client_content.digests("fixedseed.1", 65537)[0]
+    # The operator's bucket and its other objects stay; only the client's objects are removed.
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ops-verify").get("Contents", [])]
+    assert keys == ["keep-me"]
+
+
 def test_keep_then_scan_proves_ciphertext_at_rest(mk_server: ServerProcess, tmp_path: Path):
     proc = run_client(
         "roundtrip",
