@@ -11,9 +11,8 @@ import base64
 import binascii
 import hashlib
 import zlib
-from typing import Final, Protocol
-
-import anycrc
+from functools import cache
+from typing import Any, Final, Protocol
 
 from .errors import S3Error
 
@@ -37,17 +36,39 @@ ALGORITHMS: Final[dict[str, int]] = {
 }
 
 # CRC-32C (Castagnoli, iSCSI) and CRC-64/NVME parameters from the RevEng catalogue.
-_CRC32C = anycrc.CRC(
-    width=32, poly=0x1EDC6F41, init=0xFFFFFFFF, refin=True, refout=True, xorout=0xFFFFFFFF
-)
-_CRC64NVME = anycrc.CRC(
-    width=64,
-    poly=0xAD93D23594C93659,
-    init=0xFFFFFFFFFFFFFFFF,
-    refin=True,
-    refout=True,
-    xorout=0xFFFFFFFFFFFFFFFF,
-)
+_CRC_PARAMS: Final[dict[str, dict[str, int | bool]]] = {
+    "crc32c": {
+        "width": 32,
+        "poly": 0x1EDC6F41,
+        "init": 0xFFFFFFFF,
+        "refin": True,
+        "refout": True,
+        "xorout": 0xFFFFFFFF,
+    },
+    "crc64nvme": {
+        "width": 64,
+        "poly": 0xAD93D23594C93659,
+        "init": 0xFFFFFFFFFFFFFFFF,
+        "refin": True,
+        "refout": True,
+        "xorout": 0xFFFFFFFFFFFFFFFF,
+    },
+}
+
+
+@cache
+def _crc_model(name: str) -> Any:
+    """The anycrc model, imported on first use: a deployment without ``anycrc`` still serves
+    CRC32/SHA checksums and answers CRC32C/CRC64NVME with a clear error instead of not
+    starting at all."""
+    try:
+        import anycrc
+    except ImportError:
+        raise S3Error(
+            "NotImplemented",
+            f"The {name.upper()} checksum is not available on this server (anycrc missing).",
+        ) from None
+    return anycrc.CRC(**_CRC_PARAMS[name])
 
 
 class Checksum(Protocol):
@@ -89,7 +110,7 @@ class _Crc32(_Base):
 
 
 class _AnyCrc(_Base):
-    def __init__(self, name: str, model: anycrc.CRC, size: int) -> None:
+    def __init__(self, name: str, model: Any, size: int) -> None:
         self.name = name
         self.size = size
         self._model = model
@@ -126,10 +147,8 @@ def new_checksum(algorithm: str) -> Checksum:
     alg = algorithm.lower()
     if alg == "crc32":
         return _Crc32()
-    if alg == "crc32c":
-        return _AnyCrc("crc32c", _CRC32C, 4)
-    if alg == "crc64nvme":
-        return _AnyCrc("crc64nvme", _CRC64NVME, 8)
+    if alg in _CRC_PARAMS:
+        return _AnyCrc(alg, _crc_model(alg), ALGORITHMS[alg])
     if alg in ("sha1", "sha256"):
         return _Hashlib(alg)
     raise S3Error("InvalidRequest", f"Value for x-amz-checksum-algorithm is invalid: {algorithm}")
