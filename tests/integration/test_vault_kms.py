@@ -346,6 +346,42 @@ def test_token_renewal_keeps_the_same_token(
     run(main())
 
 
+@pytest.mark.slow
+def test_non_periodic_token_at_max_ttl_logs_in_again(private_openbao: OpenBao, caplog) -> None:
+    """A role without period and with token_max_ttl=8s: renewals stop extending the token, so
+    the client must log in again before it expires; calls never fail meanwhile."""
+    private_openbao.configure_sse()
+    private_openbao.api(
+        "POST",
+        "auth/approle/role/short-max",
+        {"token_policies": ["minio-policy"], "token_ttl": "4s", "token_max_ttl": "8s"},
+    )
+    role_id = private_openbao.api("GET", "auth/approle/role/short-max/role-id")["data"]
+    secret = private_openbao.api("POST", "auth/approle/role/short-max/secret-id", {})["data"]
+    caplog.set_level(logging.INFO, logger="sealstore.kms")
+
+    async def main() -> None:
+        kms = VaultKMS(
+            private_openbao.address, role_id["role_id"], secret["secret_id"], "my-minio-key"
+        )
+        await kms.start()
+        try:
+            end = time.monotonic() + 18
+            while time.monotonic() < end:
+                dk = await kms.generate_key("my-minio-key", CTX)
+                assert await kms.decrypt_key("my-minio-key", dk.ciphertext, CTX) == dk.plaintext
+                await asyncio.sleep(0.5)
+            assert kms.logins >= 2 and kms.renewals >= 1
+            assert kms.ready()
+        finally:
+            await kms.close()
+
+    run(main())
+    # proactive: the re-login came from the renewal loop, not from a rejected (expired) token
+    assert "near its maximum TTL" in caplog.text
+    assert "rejected the token" not in caplog.text
+
+
 def test_revoked_token_relogin_heals(
     private_openbao: OpenBao, approle: Callable[..., AppRoleCreds], caplog
 ) -> None:

@@ -114,6 +114,7 @@ class VaultKMS:
         self._closed = False
         self._token: str | None = None
         self._ttl = 0.0
+        self._login_ttl = 0.0
         self._deadline = math.inf
         self._healthy = False
         self.last_error: str | None = None
@@ -251,6 +252,7 @@ class VaultKMS:
             raise KMSError(msg)
         ttl = float(auth.get("lease_duration") or 0)
         self._token = str(auth["client_token"])
+        self._login_ttl = ttl
         self._set_ttl(ttl)
         self._healthy = True
         self.last_error = None
@@ -349,6 +351,11 @@ class VaultKMS:
         self._set_ttl(ttl)
         self.renewals += 1
         log.debug("Vault token renewed (ttl %ss)", int(ttl))
+        if ttl < max(2 * self._renew_floor, self._login_ttl / 4):
+            # A non-periodic token approaching its max TTL: renewals keep shrinking, so log in
+            # again now rather than let it expire under load.
+            log.info("Vault token near its maximum TTL (%ss left); logging in again", int(ttl))
+            self._token = None
 
     async def _maintain(self) -> None:
         """Background loop: log in while there is no token, renew at ~TTL/2, probe when down."""
