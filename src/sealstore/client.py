@@ -29,6 +29,7 @@ from sealstore.client_config import (
     env_file_world_readable,
     human_size,
     load_credentials,
+    parse_endpoint,
     parse_modes,
     parse_size,
     parse_sizes,
@@ -157,7 +158,7 @@ def cmd_roundtrip(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         creds, file_env = _credentials(args, err)
         opts = Options(
-            endpoint=args.endpoint.rstrip("/"),
+            endpoint=parse_endpoint(args.endpoint),
             region=_region(args.region, file_env),
             modes=parse_modes(args.modes),
             sizes=parse_sizes(args.sizes),
@@ -190,7 +191,7 @@ def cmd_kms_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         creds, file_env = _credentials(args, err)
         status = fetch_kms_status(
-            args.endpoint.rstrip("/"), _region(args.region, file_env), creds, args.ca_bundle
+            parse_endpoint(args.endpoint), _region(args.region, file_env), creds, args.ca_bundle
         )
     except (ClientConfigError, FatalClientError) as exc:
         return _fail("sealstore kms-status", str(exc), args.json, out, err)

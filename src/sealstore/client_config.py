@@ -12,6 +12,7 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 MODES = ("sse-s3", "auto", "bucket-default", "plain")
 DEFAULT_SIZES = (0, 1, 65536, 1048577)
@@ -62,6 +63,25 @@ def parse_sizes(text: str) -> list[int]:
         if size not in sizes:
             sizes.append(size)
     return sizes
+
+
+def parse_endpoint(text: str) -> str:
+    """Check an S3 endpoint URL (``http(s)://host[:port]``) and drop a trailing slash."""
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ClientConfigError(
+            f"invalid endpoint {text!r}: expected http(s)://HOST[:PORT], e.g. http://storage1:9000"
+        )
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ClientConfigError(
+            f"invalid endpoint {parts.scheme}://{parts.hostname}...: no path, query or user info"
+        )
+    return url
 
 
 def parse_modes(text: str) -> list[str]:

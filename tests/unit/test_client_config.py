@@ -8,6 +8,7 @@ from sealstore.client_config import (
     ClientConfigError,
     human_size,
     load_credentials,
+    parse_endpoint,
     parse_env_text,
     parse_modes,
     parse_size,
@@ -129,3 +130,33 @@ def test_human_size():
     assert human_size(0) == "0 B"
     assert human_size(13212113) == "12.6 MiB"
     assert human_size(65536) == "64.0 KiB"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("https://storage1:9000/", "https://storage1:9000"),
+        (" http://[::1]:9000 ", "http://[::1]:9000"),
+    ],
+)
+def test_parse_endpoint(text, expected):
+    assert parse_endpoint(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "127.0.0.1:9000",
+        "ftp://h",
+        "http://",
+        "http://h:99999",
+        "http://h:x",
+        "http://h/bucket",
+        "http://user:pw@h:9000",
+    ],
+)
+def test_parse_endpoint_rejects(text):
+    with pytest.raises(ClientConfigError, match="invalid endpoint") as err:
+        parse_endpoint(text)
+    assert "pw" not in str(err.value)
