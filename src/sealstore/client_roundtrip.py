@@ -157,6 +157,8 @@ class RoundTrip:
             self._run()
         except FatalClientError as exc:
             self.report.fatal = str(exc)
+        except Exception as exc:  # e.g. a body stream broken mid-read: still one clear line
+            self.report.fatal = describe_error(exc, self.opts.endpoint)[0]
         finally:
             try:
                 self._cleanup()

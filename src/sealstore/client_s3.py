@@ -6,6 +6,7 @@ endpoint, bad credentials, TLS failure) is defined once and reused by every subc
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -187,7 +188,7 @@ def fetch_kms_status(
                 f"endpoint unreachable: {endpoint} (connection refused)"
             ) from None
         raise FatalClientError(f"endpoint unreachable: {endpoint} ({reason})") from None
-    except (TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
         raise FatalClientError(f"endpoint unreachable: {endpoint} ({exc})") from None
     try:
         doc = json.loads(body)
