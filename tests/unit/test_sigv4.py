@@ -636,3 +636,10 @@ def test_presign_url_with_signed_headers() -> None:
         "PUT",
         {"x-amz-server-side-encryption": "aws:kms"},
     )
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    assert SK not in repr(Credentials(AK, SK))
+    req = _botocore_sign("GET", _botocore_url("b", "k"))
+    res = _verify(req)
+    assert res.signing_key.hex() not in repr(res) and str(res.signing_key) not in repr(res)
