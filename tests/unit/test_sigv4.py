@@ -272,6 +272,9 @@ def test_clock_skew() -> None:
     assert _verify(req, now=signed_at + timedelta(minutes=14)).access_key == AK
     err = _expect("RequestTimeTooSkewed", _verify, req, now=signed_at + timedelta(minutes=16))
     assert err.status == 403
+    assert err.extra["ServerTime"] == (signed_at + timedelta(minutes=16)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     _expect("RequestTimeTooSkewed", _verify, req, now=signed_at - timedelta(minutes=16))
 
 

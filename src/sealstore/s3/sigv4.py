@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -60,6 +60,8 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 _SPACES = re.compile(r" +")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
+_PLAIN_PARAM = re.compile(r"[A-Za-z0-9\-._~]*")
 # Bytes AWS UriEncode leaves alone; quote() always keeps ASCII letters and digits.
 _UNRESERVED = "-_.~"
 
@@ -154,11 +156,19 @@ def _uri_encode(raw: bytes | str, *, keep_slash: bool) -> str:
     return quote(raw, safe=safe)
 
 
+def _reencode(text: str, *, keep_slash: bool) -> str:
+    """Decode what the client sent and encode it once the AWS way.  Text made only of
+    unreserved characters (the common case) is already canonical and returned as is."""
+    if (_PLAIN_PATH if keep_slash else _PLAIN_PARAM).fullmatch(text):
+        return text
+    return _uri_encode(_unquote(text), keep_slash=keep_slash)
+
+
 def canonical_uri(raw_path: str) -> str:
     """AWS-style canonical URI for S3: decode what was sent, re-encode each byte once."""
     if not raw_path:
         return "/"
-    return _uri_encode(_unquote(raw_path), keep_slash=True)
+    return _reencode(raw_path, keep_slash=True)
 
 
 def canonical_query(raw_query: str, *, plus_is_space: bool = False, exclude: str = "") -> str:
@@ -174,10 +184,10 @@ def canonical_query(raw_query: str, *, plus_is_space: bool = False, exclude: str
         if plus_is_space:
             name = name.replace("+", " ")
             value = value.replace("+", " ")
-        enc_name = _uri_encode(_unquote(name), keep_slash=False)
+        enc_name = _reencode(name, keep_slash=False)
         if exclude and enc_name == exclude:
             continue
-        pairs.append((enc_name, _uri_encode(_unquote(value), keep_slash=False)))
+        pairs.append((enc_name, _reencode(value, keep_slash=False)))
     pairs.sort()
     return "&".join(f"{n}={v}" for n, v in pairs)
 
@@ -260,8 +270,16 @@ def _parse_amz_date(value: str, *, presigned: bool) -> datetime:
         raise S3Error(
             "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"
         )
-    try:
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    try:  # fixed layout checked above; slicing is ~20x faster than strptime
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise S3Error("AccessDenied", "Invalid date in the request.") from None
 
@@ -385,7 +403,7 @@ def _query_params(raw_query: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in raw_query.split("&"):
         name, _, value = item.partition("=")
-        dname = _unquote(name).decode("utf-8", "replace")
+        dname = _unquote(name).decode("utf-8", "replace") if "%" in name else name
         if dname.startswith("X-Amz-"):
             if dname in out:
                 raise S3Error(
@@ -561,21 +579,14 @@ def authenticate(
         )
     scope = f"{parsed.date}/{parsed.region}/{SERVICE}/{TERMINATOR}"
     signing_key = derive_signing_key(secret, parsed.date, parsed.region)
-    header_forms = [_canonical_headers(headers, parsed.signed_headers)]
-    other = _canonical_headers(headers, parsed.signed_headers, _trim_whitespace)
-    if other != header_forms[0]:
-        header_forms.append(other)
     signed_line = ";".join(parsed.signed_headers)
     exclude = "X-Amz-Signature" if parsed.presigned else ""
 
     first: tuple[str, str] | None = None
     provided = parsed.signature.strip().lower().encode("ascii", "replace")
-    candidates = [
-        (uri, query, canon)
-        for canon in header_forms
-        for uri, query in _candidates(path, raw_query, exclude)
-    ]
-    for uri, query, canon_headers in candidates:
+    for uri, query, canon_headers in _all_candidates(
+        path, raw_query, exclude, headers, parsed.signed_headers
+    ):
         creq = _canonical_request(
             method.upper(), uri, query, canon_headers, signed_line, payload_line
         )
@@ -625,6 +636,24 @@ def _redact(canonical_request: str) -> str:
     return "\n".join(lines)
 
 
+def _all_candidates(
+    path: str,
+    raw_query: str,
+    exclude: str,
+    headers: Mapping[str, str],
+    signed: tuple[str, ...],
+) -> Iterator[tuple[str, str, str]]:
+    """(URI, query, canonical headers) to try, cheapest and most likely first; the
+    alternative forms are only computed when the first one did not match."""
+    primary = _canonical_headers(headers, signed)
+    yield canonical_uri(path), canonical_query(raw_query, exclude=exclude), primary
+    pairs = _candidates(path, raw_query, exclude)
+    yield from ((u, q, primary) for u, q in pairs[1:])
+    other = _canonical_headers(headers, signed, _trim_whitespace)
+    if other != primary:
+        yield from ((u, q, other) for u, q in pairs)
+
+
 def _candidates(path: str, raw_query: str, exclude: str) -> list[tuple[str, str]]:
     """Distinct (canonical URI, canonical query) pairs to try, AWS's own form first."""
     uris = [canonical_uri(path)]
@@ -657,7 +686,6 @@ def _verbatim_query(raw_query: str, exclude: str) -> str:
 
 
 def _check_time(parsed: _Parsed, now: datetime) -> None:
-    server_time = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if parsed.presigned:
         if parsed.when - now > MAX_SKEW:
             raise S3Error("AccessDenied", "Request is not valid yet")
@@ -669,7 +697,7 @@ def _check_time(parsed: _Parsed, now: datetime) -> None:
                 extra={
                     "X-Amz-Expires": str(parsed.expires),
                     "Expires": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "ServerTime": server_time,
+                    "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 },
             )
         return
@@ -678,7 +706,7 @@ def _check_time(parsed: _Parsed, now: datetime) -> None:
             "RequestTimeTooSkewed",
             extra={
                 "RequestTime": parsed.amz_date,
-                "ServerTime": server_time,
+                "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "MaxAllowedSkewMilliseconds": str(int(MAX_SKEW.total_seconds() * 1000)),
             },
         )
