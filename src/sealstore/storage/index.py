@@ -20,7 +20,6 @@ import hashlib
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -684,8 +683,3 @@ def multipart_etag(part_etags: list[str]) -> str:
             return ""
         digest.update(raw)
     return f"{digest.hexdigest()}-{len(part_etags)}"
-
-
-def now() -> float:
-    """Wall-clock seconds (S3 Last-Modified is wall time)."""
-    return time.time()
