@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import random
 import socket
 import zlib
 from collections.abc import Iterable
@@ -377,3 +378,26 @@ def test_truncated_everywhere() -> None:
                 decoded_length=500,
                 expected_trailers=["x-amz-checksum-crc32"],
             )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_chunking_and_delivery(seed: int) -> None:
+    """Any chunk layout the client picks, delivered in any TCP segmentation, decodes exactly."""
+    rnd = random.Random(seed)
+    payload = rnd.randbytes(rnd.randint(0, 300_000))
+    cuts = sorted(rnd.sample(range(1, max(2, len(payload))), k=min(20, max(0, len(payload) - 1))))
+    pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+    mode = [m for m in PayloadMode if m.is_streaming][seed % 3]
+    auth = make_auth(mode)
+    trailers = {"x-amz-checksum-crc32": crc32_b64(payload)} if mode.has_trailer else None
+    body = encode(auth, pieces, trailers)
+    data, decoder, _ = decode(
+        body,
+        auth,
+        piece=rnd.randint(1, 70_000),
+        decoded_length=len(payload),
+        expected_trailers=list(trailers or {}),
+        read_size=rnd.choice([1, 4096, 1 << 20]),
+    )
+    assert data == payload
+    assert decoder.trailers == (trailers or {})
