@@ -2,6 +2,8 @@
 
 Why: the wheelhouse is rebuilt only when the sources, pins or extras change, so a second converge
 does not rebuild (wheels are not byte-reproducible, which would make every run report a change).
+Each fingerprint gets its own directory, so concurrent runs with different inputs never clobber
+each other's wheelhouse.
 Usage: fingerprint.py SOURCE_DIR WHEELHOUSE_DIR EXTRAS CONSTRAINTS
 """
 
@@ -24,14 +26,9 @@ def main() -> int:
         digest.update(os.path.relpath(path, source).encode() + b"\0")
         with open(path, "rb") as fh:
             digest.update(hashlib.sha256(fh.read()).digest())
-    fingerprint = digest.hexdigest()
-    stamp = os.path.join(wheelhouse, ".fingerprint")
-    current = False
-    if os.path.exists(stamp):
-        with open(stamp, encoding="ascii") as fh:
-            current = fh.read().strip() == fingerprint
-    wheels = sorted(n for n in os.listdir(wheelhouse) if n.endswith(".whl")) if current else []
-    print(json.dumps({"fingerprint": fingerprint, "current": current, "wheels": wheels}))
+    fingerprint = digest.hexdigest()[:32]
+    tarball = os.path.join(wheelhouse, fingerprint, "wheelhouse.tar")
+    print(json.dumps({"fingerprint": fingerprint, "current": os.path.isfile(tarball), "tarball": tarball}))
     return 0
 
 
