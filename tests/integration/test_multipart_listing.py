@@ -8,6 +8,7 @@ Every encrypted round trip checks sha256 equality, the SSE response header, and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import xml.etree.ElementTree as ET
@@ -24,7 +25,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from sealstore import sse
-from sealstore.client_scan import scan_dir
+from sealstore.client_scan import Leak, scan_dir
 from sealstore.crypto import dare
 from tests.integration.server import (
     REGION,
@@ -56,10 +57,51 @@ def code_of(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return str(exc.value.response["Error"]["Code"])
 
 
-def assert_ciphertext_at_rest(data_dir: Path, plain: bytes) -> None:
-    result = scan_dir(str(data_dir), lambda off, n: plain[off : off + n], len(plain))
-    assert result.files > 0
-    assert result.ok, f"plaintext found at rest: {result.leaks[:3]} {result.unreadable[:3]}"
+Snapshot = dict[Path, tuple[int, int]]
+
+
+def snapshot(data_dir: Path) -> Snapshot:
+    """(mtime_ns, size) of every file under the data directory."""
+    out: Snapshot = {}
+    for p in data_dir.rglob("*"):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        if p.is_file():
+            out[p] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def plaintext_leaks(
+    data_dir: Path, plain: bytes, since: Snapshot | None = None, tmp: Path | None = None
+) -> list[Leak]:
+    """Files holding a 16-byte run of ``plain`` (at most one report per file).
+
+    With ``since``, only files created or changed after that snapshot are scanned (the
+    plaintext is unique to the test, so older untouched files cannot hold it); this keeps
+    the scan proportional to what the test wrote rather than to the module's data dir.
+    """
+    target = data_dir
+    if since is not None:
+        assert tmp is not None
+        target = tmp / f"scan-{os.urandom(4).hex()}"
+        target.mkdir()
+        for n, (path, sig) in enumerate(snapshot(data_dir).items()):
+            if since.get(path) != sig:
+                with contextlib.suppress(FileNotFoundError):
+                    os.link(path, target / f"{n}-{path.name}")
+    result = scan_dir(str(target), lambda off, n: plain[off : off + n], len(plain))
+    assert result.files > 0 and not result.unreadable
+    return result.leaks
+
+
+def assert_ciphertext_at_rest(
+    data_dir: Path, plain: bytes, since: Snapshot | None = None, tmp: Path | None = None
+) -> None:
+    """No 16-byte run of ``plain`` anywhere in (the changed part of) the data directory."""
+    leaks = plaintext_leaks(data_dir, plain, since, tmp)
+    assert not leaks, f"plaintext found at rest: {leaks[:3]}"
 
 
 def start_server(root: Path, **env: str) -> ServerProcess:
@@ -120,6 +162,7 @@ def multipart_roundtrip(s3, srv: ServerProcess, bucket: str, tmp_path: Path, **e
     data = content(size, f"{bucket}-mp")
     src = tmp_path / "src.bin"
     src.write_bytes(data)
+    before = snapshot(srv.data_dir)
     s3.upload_file(str(src), bucket, "dir/big.bin", ExtraArgs=extra, Config=MP_CONFIG)
 
     head = s3.head_object(Bucket=bucket, Key="dir/big.bin")
@@ -156,7 +199,7 @@ def multipart_roundtrip(s3, srv: ServerProcess, bucket: str, tmp_path: Path, **e
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [
         ("dir/big.bin", size, expected_etag)
     ]
-    assert_ciphertext_at_rest(srv.data_dir, data)
+    assert_ciphertext_at_rest(srv.data_dir, data, before, tmp_path)
     return data
 
 
@@ -308,9 +351,10 @@ def test_multipart_errors(s3, bucket) -> None:
     assert code_of(e) == "NoSuchUpload"
 
 
-def test_upload_part_copy(s3, mk_server, bucket) -> None:
+def test_upload_part_copy(s3, mk_server, bucket, tmp_path) -> None:
     """Parts copied from an encrypted and a plain object (whole and ranged), re-encrypted
     under the destination upload's part keys."""
+    before = snapshot(mk_server.data_dir)
     enc_src = content(6 * MiB + 11, "copy-enc")
     plain_src = content(300_000, "copy-plain")
     s3.put_object(Bucket=bucket, Key="src/enc", Body=enc_src, ServerSideEncryption="AES256")
@@ -381,11 +425,10 @@ def test_upload_part_copy(s3, mk_server, bucket) -> None:
     got = s3.get_object(Bucket=bucket, Key="copied")
     assert got["ServerSideEncryption"] == "AES256"
     assert got["Body"].read() == enc_src + piece
-    assert_ciphertext_at_rest(mk_server.data_dir, enc_src)
+    assert_ciphertext_at_rest(mk_server.data_dir, enc_src, before, tmp_path)
     # The plain source is (rightly) stored as plaintext; its copy must not be: the piece
     # may be found in exactly one file, the source's.
-    res = scan_dir(str(mk_server.data_dir), lambda off, n: piece[off : off + n], len(piece))
-    assert len({leak.path for leak in res.leaks}) == 1
+    assert len(plaintext_leaks(mk_server.data_dir, piece, before, tmp_path)) == 1
 
 
 def test_multipart_metadata_and_part_digest(s3, bucket) -> None:
@@ -709,11 +752,12 @@ def test_bucket_default_encryption(s3, mk_server, bucket, tmp_path) -> None:
 
     # A plain PUT (no SSE header) is now encrypted at rest and reports SSE-S3.
     plain = content(300_000, "bucket-default")
+    before = snapshot(mk_server.data_dir)
     put = s3.put_object(Bucket=bucket, Key="plain-put", Body=plain)
     assert put["ServerSideEncryption"] == "AES256"
     assert s3.head_object(Bucket=bucket, Key="plain-put")["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key="plain-put")["Body"].read() == plain
-    assert_ciphertext_at_rest(mk_server.data_dir, plain)
+    assert_ciphertext_at_rest(mk_server.data_dir, plain, before, tmp_path)
 
     # The rule applies to multipart uploads without an SSE header as well.
     multipart_roundtrip(s3, mk_server, bucket, tmp_path)
@@ -793,8 +837,9 @@ def test_bucket_encryption_validation(s3, bucket) -> None:
     s3.delete_bucket_encryption(Bucket=bucket)
 
 
-def test_multipart_sse_kms(s3, mk_server, bucket) -> None:
+def test_multipart_sse_kms(s3, mk_server, bucket, tmp_path) -> None:
     """SSE-KMS multipart: MinIO's SSE-KMS sealing with the client's key id and context."""
+    before = snapshot(mk_server.data_dir)
     ctx = base64.b64encode(b'{"tenant":"t1"}').decode()
     up = s3.create_multipart_upload(
         Bucket=bucket,
@@ -825,7 +870,7 @@ def test_multipart_sse_kms(s3, mk_server, bucket) -> None:
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == "arn:aws:kms:" + KEY_ID
     assert s3.get_object(Bucket=bucket, Key="kms")["Body"].read() == p1 + p2
-    assert_ciphertext_at_rest(mk_server.data_dir, p1 + p2)
+    assert_ciphertext_at_rest(mk_server.data_dir, p1 + p2, before, tmp_path)
 
 
 def test_bucket_encryption_needs_kms(tmp_path) -> None:
