@@ -371,6 +371,8 @@ def test_roundtrip_vault_namespace(vault_server: ServerProcess):
         biggest["seed"],
         "--size",
         str(biggest["size"]),
+        "--index-mib",
+        "16",
         "--json",
     )
     assert scan.returncode == 0, scan.stdout
