@@ -5,8 +5,9 @@ Subcommands:
 * ``roundtrip``: PUT/GET/HEAD objects with SSE-S3 (header, auto-encryption, bucket default)
   and without, several sizes plus a multipart upload, optional range GETs; verifies sha256,
   ETags and the ``x-amz-server-side-encryption`` header; prints one summary line (or JSON).
-* ``scan``: on a storage host, regenerate a round-trip object's plaintext from its seed and
-  prove that no 16-byte run of it is anywhere in the data directory.
+* ``scan``: on a storage host, regenerate round-trip plaintext from its seed (one object, or
+  every object of a kept run with ``--from-json``) and prove that no 16-byte run of it is
+  anywhere in the data directory.
 * ``kms-status``: print the server's KMS self-test.
 
 Credentials come only from the environment or ``--env-file`` (never argv). Exit status 0 means
@@ -110,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _region(arg: str | None, env: dict[str, str]) -> str:
-    return arg or env.get("MINIO_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    for value in (arg, env.get("MINIO_REGION"), os.environ.get("MINIO_REGION")):
+        if value:
+            return value
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def _credentials(args: argparse.Namespace, err: TextIO) -> tuple[Credentials, dict[str, str]]:
