@@ -2,8 +2,9 @@
 everything readable; more than two token periods later -> still encrypting.
 
 Runs only where the scenario selects the ``faults`` marker (molecule `default`): it stops and
-restarts services, so it runs after every read-only suite (see conftest ordering). S3 calls go
-from the controller with boto3 and no retries, so a 503 is seen as a 503.
+restarts services, so it runs after the read-only suites; the secret suite runs during the last
+step's wait (see conftest ordering). S3 calls go from the controller with boto3 and no
+retries, so a 503 is seen as a 503.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from infra_lib import REPO, Deployment
+from infra_lib import REPO, Deployment, find_leaks
 
 pytestmark = pytest.mark.faults
 
@@ -141,9 +142,12 @@ def test_03_kms_down_get_of_encrypted_object_answers_503(s3):
     assert _status(info.value) == 503
 
 
-def test_04_replay_starts_and_unseals_then_put_works(dep: Deployment, s3):
-    proc = dep.run_playbook(REPO / "playbooks" / "site.yml")
+def test_04_replay_starts_and_unseals_then_put_works(dep: Deployment, s3, secrets: set[str]):
+    # At -vvv: this run uses the unseal keys, so it is also the strongest leak check we have.
+    proc = dep.run_playbook(REPO / "playbooks" / "site.yml", verbosity=3)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    leaks = find_leaks(proc.stdout + proc.stderr, secrets)
+    assert not leaks, f"secrets in the -vvv output of the unsealing converge: {leaks}"
     h, service = _vault_service(dep)
     assert h.service(service).is_running
     key = "written-after-heal"

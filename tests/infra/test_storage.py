@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from infra_lib import Deployment
 
@@ -89,15 +91,22 @@ def test_variables_reach_the_service(dep: Deployment, storage_host: str):
 
 
 def test_kms_self_test_reports_ok(dep: Deployment, storage_host: str):
+    """The server's own KMS self-test (generate + decrypt + compare), asked with its credentials."""
     h = dep.host(storage_host)
     port = _s(dep, "storage_server_port", storage_host)
+    client = f"{_s(dep, 'storage_server_prefix', storage_host)}/venv/bin/sealstore-client"
     out = h.run(
-        "python3 -c %s",
-        "import json,urllib.request as u;"
-        f"d=json.load(u.urlopen('http://127.0.0.1:{port}/minio/kms/v1/key/status'));print(json.dumps(d))",
+        "%s kms-status --endpoint %s --env-file %s --json",
+        client,
+        f"http://127.0.0.1:{port}",
+        dep.storage_env_file(storage_host),
     )
-    assert out.rc == 0, out.stderr
-    assert '"error"' not in out.stdout or '"error": null' in out.stdout, out.stdout
+    doc = json.loads(out.stdout)
+    assert out.rc == 0 and doc["ok"], doc.get("summary")
+    kind = "vault" if dep.kms_mode == "vault" else "master-key"
+    assert doc["kind"] == kind
+    if dep.kms_mode == "vault":
+        assert doc["key_id"] == dep.setting("vault_kms_key_name", dep.vault_hosts[0])
 
 
 def test_data_dir_private(dep: Deployment, storage_host: str):
