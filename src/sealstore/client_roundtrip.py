@@ -123,6 +123,17 @@ def _expected_sse(mode: str) -> str | None:
     return None if mode == "plain" else SSE
 
 
+def _hint(mode: str, got: str | None) -> str:
+    """A likely cause when the SSE header is not what the mode expects."""
+    if got == _expected_sse(mode):
+        return ""
+    if mode == "auto":
+        return " (want AES256: is MINIO_SSE_AUTO_ENCRYPTION=on on the server?)"
+    if mode == "plain":
+        return " (want none: the server encrypts everything; drop 'plain' from --modes)"
+    return f" (want {SSE})"
+
+
 class RoundTrip:
     """Runs the checks of one ``roundtrip`` invocation against a boto3 S3 client."""
 
@@ -260,7 +271,7 @@ class RoundTrip:
         self.report.objects.append(rec)
         want = _expected_sse(mode)
         got = _sse_of(resp)
-        self._check("put", got == want, f"{mode} {size} B, sse={got}", rec.key)
+        self._check("put", got == want, f"{mode} {size} B, sse={got}{_hint(mode, got)}", rec.key)
         self._verify(rec, expect_etag=f'"{rec.md5}"')
         return rec
 
@@ -325,7 +336,10 @@ class RoundTrip:
         want = _expected_sse(mode)
         got = _sse_of(done) or _sse_of(created)
         self._check(
-            "multipart", got == want, f"{mode} {size} B in {len(parts)} parts, sse={got}", rec.key
+            "multipart",
+            got == want,
+            f"{mode} {size} B in {len(parts)} parts, sse={got}{_hint(mode, got)}",
+            rec.key,
         )
         etag = hashlib.md5(md5s, usedforsecurity=False).hexdigest()
         self._verify(rec, expect_etag=f'"{etag}-{len(parts)}"')
