@@ -253,7 +253,7 @@ def test_plain_mode_against_auto_server_fails_with_reason(auto_server: ServerPro
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("FAIL sealstore roundtrip: put ")
-    assert "sse=AES256" in proc.stdout
+    assert "sse=AES256 (want none: the server encrypts everything" in proc.stdout
 
 
 def test_server_without_kms(plain_server: ServerProcess):
