@@ -21,6 +21,9 @@ network="${SEALSTORE_LAB_NETWORK:-sealstore-lab}"
 hosts=(vault1 storage1 client1)
 label="org.sealstore.lab=1"
 state_dir="$repo/.lab"
+# Controller custody the roles write for the lab inventory (unseal keys, root token, master key,
+# S3 credentials, PKI): runtime state of this lab, gitignored, removed with it.
+secrets_dir="$repo/inventories/lab/.secrets"
 
 say() { printf 'lab: %s\n' "$*" >&2; }
 
@@ -93,9 +96,12 @@ down() {
     if docker network inspect "$network" >/dev/null 2>&1; then
         docker network rm "$network" >/dev/null && say "network $network removed"
     fi
-    if [[ -d "$state_dir" ]]; then
-        rm -rf --one-file-system "$state_dir" && say "controller state $state_dir removed (secrets of this lab)"
-    fi
+    local dir
+    for dir in "$state_dir" "$secrets_dir"; do
+        if [[ -d "$dir" ]]; then
+            rm -rf --one-file-system "$dir" && say "controller state ${dir#"$repo"/} removed"
+        fi
+    done
     if [[ "${1:-}" == "--image" ]] && docker image inspect "$image" >/dev/null 2>&1; then
         docker image rm "$image" >/dev/null && say "image $image removed"
     fi
