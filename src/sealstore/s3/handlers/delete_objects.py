@@ -8,6 +8,7 @@ sent before the handler sees the complete document. Per-key failures are reporte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -79,12 +80,12 @@ async def read_xml_body(req: S3Request, limit: int = MAX_XML_BODY) -> bytes:
     return bytes(buf)
 
 
-def has_integrity_header(headers: object) -> bool:
+def has_integrity_header(headers: Mapping[str, str]) -> bool:
     """True when the request carries Content-MD5 or a flexible checksum (header or trailer).
 
-    ``headers`` is any case-insensitive mapping (aiohttp's CIMultiDictProxy).
+    ``headers`` must be a case-insensitive mapping (aiohttp's CIMultiDictProxy).
     """
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     if get("Content-MD5"):
         return True
     if any(get(h) for h in CHECKSUM_HEADERS):

@@ -32,13 +32,16 @@ __all__ = [
     "ListParams",
     "decode_continuation_token",
     "encode_continuation_token",
+    "fetch_page",
     "list_objects",
     "list_objects_v1",
     "list_objects_v2",
+    "owner_id",
     "owner_xml",
     "parse_list_params",
     "render_v1",
     "render_v2",
+    "request_owner",
     "s3_url_encode",
 ]
 
@@ -308,7 +311,8 @@ def _finish(page: ListPage) -> None:
     page.next_marker = max(last_key, last_prefix).decode("utf-8", "surrogatepass") or None
 
 
-def _access_key(req: S3Request) -> str:
+def request_owner(req: S3Request) -> str:
+    """Access key the request was signed with (shown as the owner in listings)."""
     ak = getattr(req.auth, "access_key", None)
     return ak if isinstance(ak, str) and ak else req.ctx.settings.root_user
 
@@ -328,7 +332,7 @@ async def list_objects(req: S3Request) -> web.StreamResponse:
         raise S3Error("NoSuchBucket", resource=bucket)
     page = await fetch_page(storage, bucket, params)
     render = render_v2 if params.v2 else render_v1
-    return req.xml_response(render(bucket, params, page, _access_key(req)))
+    return req.xml_response(render(bucket, params, page, request_owner(req)))
 
 
 # The router names both operations; the query decides the version either way.

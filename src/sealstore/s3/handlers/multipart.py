@@ -27,7 +27,7 @@ from sealstore import sse
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.delete_objects import read_xml_body
-from sealstore.s3.handlers.listing import owner_xml, s3_url_encode
+from sealstore.s3.handlers.listing import owner_xml, request_owner, s3_url_encode
 from sealstore.s3.handlers.object import (
     DEFAULT_CONTENT_TYPE,
     decide_encryption,
@@ -364,11 +364,6 @@ def _bucket_key(req: S3Request) -> tuple[str, str]:
     return req.bucket, req.key
 
 
-def _access_key(req: S3Request) -> str:
-    ak = getattr(req.auth, "access_key", None)
-    return ak if isinstance(ak, str) and ak else req.ctx.settings.root_user
-
-
 async def _get_upload(req: S3Request, bucket: str, key: str) -> st.UploadMeta:
     upload_id = req.query.get("uploadId", "")
     if not upload_id:
@@ -649,7 +644,7 @@ async def list_parts(req: S3Request) -> web.StreamResponse:
         marker=marker,
         max_parts=max_parts,
         truncated=truncated,
-        access_key=_access_key(req),
+        access_key=request_owner(req),
     )
     return req.xml_response(body)
 
@@ -678,6 +673,6 @@ async def list_multipart_uploads(req: S3Request) -> web.StreamResponse:
     next_key = uploads[-1].key if truncated and uploads else ""
     next_id = uploads[-1].upload_id if truncated and uploads else ""
     body = render_list_uploads(
-        bucket, q, kept, prefixes, truncated, next_key, next_id, _access_key(req)
+        bucket, q, kept, prefixes, truncated, next_key, next_id, request_owner(req)
     )
     return req.xml_response(body)
