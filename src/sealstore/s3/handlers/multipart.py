@@ -567,6 +567,16 @@ async def _complete(req: S3Request, upload: st.UploadMeta, parts: list[CompleteP
         )
 
 
+_RUNNING: set[asyncio.Task[Any]] = set()
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    """Drop the strong reference; mark an exception nobody awaited as retrieved."""
+    _RUNNING.discard(task)
+    if not task.cancelled():
+        task.exception()
+
+
 def _location(req: S3Request, bucket: str, key: str) -> str:
     host = req.header("Host") or "localhost"
     scheme = req.http.scheme
@@ -584,7 +594,12 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     bucket, key = _bucket_key(req)
     upload = await _get_upload(req, bucket, key)
     parts = parse_complete_request(await read_xml_body(req))
+    # The completion is a task of its own so that a client hanging up mid-wait cannot
+    # cancel it halfway (storage publishes atomically either way); keep a strong reference
+    # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(_complete(req, upload, parts))
+    _RUNNING.add(task)
+    task.add_done_callback(_finished)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_AFTER)
     echo_sse(req, upload.meta.internal)
     if done:
@@ -602,13 +617,18 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
         await resp.write(b" ")
     try:
         obj = task.result()
-    except S3Error as exc:
-        body = exc.to_xml(f"/{bucket}/{key}", req.request_id)
     except Exception as exc:
-        req.ctx.logger.error(
-            "complete_multipart_upload failed", extra={"request_id": req.request_id}, exc_info=exc
-        )
-        body = S3Error("InternalError").to_xml(f"/{bucket}/{key}", req.request_id)
+        from sealstore.s3.app import map_exception  # lazy: app imports handlers lazily too
+
+        err = map_exception(exc)
+        if err is None:
+            req.ctx.logger.error(
+                "complete_multipart_upload failed",
+                extra={"request_id": req.request_id},
+                exc_info=exc,
+            )
+            err = S3Error("InternalError")
+        body = err.to_xml(f"/{bucket}/{key}", req.request_id)
     else:
         body = render_complete(_location(req, bucket, key), bucket, key, obj.etag)
     await resp.write(body.split(b"\n", 1)[1] if body.startswith(b"<?xml") else body)
