@@ -14,7 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 logs="$repo/.lab/logs"
 inventory="$repo/inventories/lab"
-total=8
+total=7
 stage_no=0
 
 case "$mode" in

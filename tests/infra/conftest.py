@@ -7,6 +7,8 @@ plain ``pytest tests/`` on a laptop does not pretend to have tested hosts.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from infra_lib import Deployment, inventory_source
 
@@ -32,6 +34,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.path.stem in _ORDER:
             item.add_marker(pytest.mark.infra)
     items.sort(key=rank)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the molecule scenarios as soon as they are collected (see start_all)."""
+    if os.environ.get("SEALSTORE_MOLECULE_EARLY", "1") == "0":
+        return
+    if os.environ.get("MOLECULE_INVENTORY_FILE"):
+        return  # inside a molecule verify: never start molecule from molecule
+    for item in session.items:
+        if item.path.name == "test_molecule_scenarios.py":
+            item.module.start_all()  # type: ignore[attr-defined]
+            return
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,8 @@
 
 Each scenario is a full `molecule test` (create, prepare, converge, idempotence, verify,
 destroy) whose verify step runs the testinfra suites beside this file. Output goes to
-``.cache/molecule/<scenario>.log``; a failure shows its tail. Scenarios run one at a time by
-default; ``SEALSTORE_MOLECULE_JOBS=2`` runs two at once (each uses its own containers and
-network).
+``.cache/molecule/<scenario>.log``; a failure shows its tail. Two scenarios run at once by
+default (each has its own containers and network); ``SEALSTORE_MOLECULE_JOBS`` changes that.
 """
 
 from __future__ import annotations
@@ -90,16 +89,38 @@ def _run(scenario: str) -> Run:
     return Run(scenario, rc, time.monotonic() - start, log)
 
 
-@pytest.fixture(scope="session")
-def molecule_runs() -> dict[str, Future[Run]]:
-    probe = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    assert probe.returncode == 0, "no Docker engine answers: run `make docker` (as root) first"
+_started: dict[str, Future[Run]] = {}
+
+
+def preflight() -> str | None:
+    """Why the scenarios cannot run here, or None."""
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
+        return "no Docker engine answers: run `make docker` (as root) first"
     image = os.environ.get("SEALSTORE_LAB_IMAGE", "sealstore/lab-base:bookworm")
     probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
-    assert probe.returncode == 0, f"image {image} missing: run `make image` first"
-    jobs = max(1, int(os.environ.get("SEALSTORE_MOLECULE_JOBS", "1")))
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="molecule")
-    return {s: pool.submit(_run, s) for s in SCENARIOS}
+    if probe.returncode:
+        return f"image {image} missing: run `make image` first"
+    return None
+
+
+def start_all() -> dict[str, Future[Run]]:
+    """Start every scenario in background threads (once); the tests only wait for them.
+
+    conftest calls this right after collection, so in `make test` the scenarios run while the
+    unit and integration tests do, instead of after them.
+    """
+    if not _started and preflight() is None:
+        jobs = max(1, int(os.environ.get("SEALSTORE_MOLECULE_JOBS", "2")))
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="molecule")
+        _started.update({s: pool.submit(_run, s) for s in SCENARIOS})
+    return _started
+
+
+@pytest.fixture(scope="session")
+def molecule_runs() -> dict[str, Future[Run]]:
+    problem = preflight() if not _started else None
+    assert problem is None, problem
+    return start_all()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
