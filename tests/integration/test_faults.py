@@ -228,6 +228,48 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "ab" * 32 not in out[0]
 
 
+@pytest.fixture
+def tiny_data_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MiB tmpfs for the data directory (needs root and mount rights, else skipped)."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_answers_507_and_keeps_serving(tmp_path: Path, tiny_data_fs: Path) -> None:
+    srv = ServerProcess(tiny_data_fs / "d", base_env(MINIO_SSE_MASTER_KEY=KEY_A), tmp_path / "log")
+    with srv.start():
+        s3 = srv.client()
+        s3.create_bucket(Bucket="full")
+        s3.put_object(Bucket="full", Key="small", Body=b"fits", ServerSideEncryption="AES256")
+        with pytest.raises(ClientError) as e:
+            s3.put_object(
+                Bucket="full", Key="big", Body=os.urandom(12 << 20), ServerSideEncryption="AES256"
+            )
+        assert status_of(e) == 507 and code_of(e) == "XMinioStorageFull"
+        assert "full" in e.value.response["Error"]["Message"]
+        with pytest.raises(ClientError) as missing:
+            s3.head_object(Bucket="full", Key="big")
+        assert status_of(missing) == 404
+        # the failed upload left nothing behind, so the store keeps working
+        s3.put_object(Bucket="full", Key="small", Body=b"again", ServerSideEncryption="AES256")
+        assert s3.get_object(Bucket="full", Key="small")["Body"].read() == b"again"
+
+
 def test_multiple_workers_and_graceful_sigterm(tmp_path: Path) -> None:
     env = base_env(MINIO_SSE_MASTER_KEY=KEY_A)
     srv = ServerProcess(tmp_path / "d", env, tmp_path / "log", workers=2).start()

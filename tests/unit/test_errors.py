@@ -52,6 +52,7 @@ AWS_STATUS = {
     "SlowDown": 503,
     "TooManyParts": 400,
     "XAmzContentSHA256Mismatch": 400,
+    "XMinioStorageFull": 507,
 }
 
 

@@ -325,6 +325,11 @@ def map_exception(exc: BaseException) -> S3Error | None:
     for cls, code in simple:
         if isinstance(exc, cls):
             return S3Error(code)
+    if isinstance(exc, st.StorageFull):
+        return S3Error("XMinioStorageFull")
+    if isinstance(exc, st.InvalidArgument):
+        # The storage message names the argument and its range ("part number must be ...").
+        return S3Error("InvalidArgument", str(exc) or None)
     if isinstance(exc, st.InvalidBucketName):
         return S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc.reason}")
     if isinstance(exc, st.InvalidObjectName):

@@ -151,6 +151,13 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     # answers it with 206 (an accident of its table); a corrupt object is a server-side fault,
     # so we answer 500 and keep MinIO's code so operators recognise it.
     "XMinioObjectTampered": (500, "The requested object was modified and may be compromised."),
+    # MinIO's code (and status, 507 Insufficient Storage) for a full data drive.  Clients
+    # should not retry blindly: space has to be freed first, and nothing was stored.
+    "XMinioStorageFull": (
+        507,
+        "The server's storage is full (no space or quota left); nothing was stored. "
+        "Free space or add capacity, then retry.",
+    ),
 }
 
 # XML 1.0 forbids most control characters even when escaped; object keys may contain them.

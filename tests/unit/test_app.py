@@ -1,0 +1,63 @@
+"""app.map_exception: every internal failure a client can cause becomes the right S3 error."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealstore.s3.app import map_exception
+from sealstore.s3.errors import S3Error
+from sealstore.storage import base as st
+
+
+def mapped(exc: BaseException) -> S3Error:
+    err = map_exception(exc)
+    assert err is not None, f"{type(exc).__name__} is not mapped (would be a 500)"
+    return err
+
+
+def test_storage_full_is_507_xminio_storage_full() -> None:
+    err = mapped(st.StorageFull("data directory is full: No space left on device"))
+    assert (err.code, err.status) == ("XMinioStorageFull", 507)
+    assert "full" in err.message and "nothing was stored" in err.message
+    xml = err.to_xml("/b/k", "req1").decode()
+    assert "<Code>XMinioStorageFull</Code>" in xml
+
+
+def test_storage_invalid_argument_is_400_with_its_message() -> None:
+    err = mapped(st.InvalidArgument("part number must be 1..10000"))
+    assert (err.code, err.status) == ("InvalidArgument", 400)
+    assert err.message == "part number must be 1..10000"
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "status"),
+    [
+        (st.NoSuchBucket("b"), "NoSuchBucket", 404),
+        (st.NoSuchKey("k"), "NoSuchKey", 404),
+        (st.BucketNotEmpty("b"), "BucketNotEmpty", 409),
+        (st.NoSuchUpload("u"), "NoSuchUpload", 404),
+        (st.InvalidPart("p"), "InvalidPart", 400),
+        (st.InvalidPartOrder("p"), "InvalidPartOrder", 400),
+        (st.EntityTooSmall("p"), "EntityTooSmall", 400),
+        (st.InvalidBucketName("bad"), "InvalidBucketName", 400),
+        (st.InvalidObjectName("object key must not contain NUL"), "InvalidArgument", 400),
+    ],
+)
+def test_every_storage_error_class_maps_to_its_code(
+    exc: st.StorageError, code: str, status: int
+) -> None:
+    err = mapped(exc)
+    assert (err.code, err.status) == (code, status)
+
+
+def test_every_storage_error_subclass_is_mapped() -> None:
+    """A new StorageError subclass without a mapping would silently become a 500."""
+    for cls in st.StorageError.__subclasses__():
+        exc = cls("reason")
+        err = mapped(exc)
+        assert err.status < 500 or cls is st.StorageFull, cls.__name__
+
+
+def test_unknown_exception_is_not_mapped() -> None:
+    assert map_exception(RuntimeError("boom")) is None
+    assert map_exception(st.StorageError("cannot use data directory")) is None
