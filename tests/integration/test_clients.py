@@ -169,6 +169,14 @@ def test_awscli(srv, s3, tmp_path) -> None:
     run([*aws, "s3", "cp", "s3://cli-aws/big.bin", str(back)], env)
     assert sha256_file(back) == sha256_file(big)
     assert_no_plaintext(srv, big_data)
+    # Server-side copy of a 20 MiB object: awscli uses multipart UploadPartCopy with ranges.
+    run(
+        [*aws, "s3", "cp", "s3://cli-aws/big.bin", "s3://cli-aws/copy/big.bin", "--sse", "AES256"],
+        env,
+    )
+    copied = s3.head_object(Bucket="cli-aws", Key="copy/big.bin")
+    assert copied["ETag"].endswith('-4"'), copied["ETag"]  # 5 MiB copy parts
+    assert_sse_s3(s3, "cli-aws", "copy/big.bin", sha256_file(big))
 
     tree = tmp_path / "tree"
     files = {"a.txt": 10, "sub/b.bin": 200_000, "sub/deeper/c d.txt": 3, "ü/ω.txt": 65536}
