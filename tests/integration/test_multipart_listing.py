@@ -477,6 +477,36 @@ def test_multipart_metadata_and_part_digest(s3, bucket) -> None:
     assert code_of(e) == "MetadataTooLarge"
 
 
+@pytest.mark.parametrize("sse_args", [{"ServerSideEncryption": "AES256"}, {}])
+def test_empty_parts(s3, bucket, sse_args) -> None:
+    """An empty last part (and an object made of one empty part) round-trip; an empty
+    encrypted part is an empty DARE stream."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="e", **sse_args)["UploadId"]
+    p1 = content(5 * MiB, "empty-parts")
+    e1 = s3.upload_part(Bucket=bucket, Key="e", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+    e2 = s3.upload_part(Bucket=bucket, Key="e", UploadId=uid, PartNumber=2, Body=b"")["ETag"]
+    assert e2 == f'"{hashlib.md5(b"").hexdigest()}"'
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="e",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]},
+    )
+    assert s3.head_object(Bucket=bucket, Key="e")["ContentLength"] == len(p1)
+    assert s3.get_object(Bucket=bucket, Key="e")["Body"].read() == p1
+    assert s3.get_object(Bucket=bucket, Key="e", Range="bytes=-5")["Body"].read() == p1[-5:]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="z", **sse_args)["UploadId"]
+    ez = s3.upload_part(Bucket=bucket, Key="z", UploadId=uid, PartNumber=1, Body=b"")["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="z",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": ez}]},
+    )
+    assert s3.head_object(Bucket=bucket, Key="z")["ContentLength"] == 0
+    assert s3.get_object(Bucket=bucket, Key="z")["Body"].read() == b""
+
+
 def test_malformed_complete_body(s3, mk_server, bucket) -> None:
     uid = s3.create_multipart_upload(Bucket=bucket, Key="mal")["UploadId"]
     resp = signed_request(
