@@ -82,7 +82,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sealstore: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if not _check_storage(settings.data_dir):
+        return EXIT_CONFIG
     return serve(settings)
+
+
+def _storage_failure(exc: Exception) -> None:
+    """Report an unusable data directory as one line on stderr (no traceback, no secrets:
+    storage messages carry paths and OS/SQLite reasons only)."""
+    print(f"sealstore: storage error: {exc}", file=sys.stderr)
+
+
+def _check_storage(data_dir: Path | None) -> bool:
+    """Open the store once in the parent before any worker starts (see FSBackend.preflight).
+
+    Like a configuration error, an unusable data directory (read-only, not a database, a
+    newer index format) will not fix itself by restarting, so it ends the process with
+    exit code 2 and one line rather than a traceback from inside the event loop.
+    """
+    from sealstore.storage import StorageError
+    from sealstore.storage.fs import FSBackend
+
+    assert data_dir is not None  # checked by _check_data_dir
+    try:
+        FSBackend.preflight(data_dir)
+    except StorageError as exc:
+        _storage_failure(exc)
+        return False
+    return True
 
 
 def _check_data_dir(data_dir: Path | None) -> None:
@@ -155,16 +182,24 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
         loop = uvloop.new_event_loop()
     except ImportError:
         loop = None
+    from sealstore.storage import StorageError
+
     app = build_app(settings)
-    web.run_app(
-        app,
-        sock=sock,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-        shutdown_timeout=30.0,
-        loop=loop,
-    )
+    try:
+        web.run_app(
+            app,
+            sock=sock,
+            print=None,
+            access_log=None,
+            handle_signals=True,
+            shutdown_timeout=30.0,
+            loop=loop,
+        )
+    except StorageError as exc:
+        # The data directory became unusable between the preflight and this worker's
+        # open(): same one-line report and exit code, so the supervisor stops too.
+        _storage_failure(exc)
+        return EXIT_CONFIG
     return 0
 
 
@@ -175,6 +210,7 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
     log = get_logger()
     children: dict[int, int] = {}  # pid -> slot
     stopping = False
+    fatal = False
 
     def spawn(slot: int) -> None:
         pid = os.fork()
@@ -214,6 +250,12 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             continue
+        if code == EXIT_CONFIG:
+            # The worker found the store unusable: restarting cannot help, so stop all.
+            log.error("worker cannot use the data directory; stopping", extra={"pid": pid})
+            fatal = True
+            forward(signal.SIGTERM, None)
+            continue
         log.warning("worker exited unexpectedly", extra={"pid": pid, "exit_code": code})
         exit_code = 1
         # Avoid a hot crash loop when something is persistently wrong.
@@ -222,4 +264,6 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
         last_restart = time.monotonic()
         spawn(slot)
     sock.close()
+    if fatal:
+        return EXIT_CONFIG
     return 0 if stopping else exit_code

@@ -270,6 +270,50 @@ def test_disk_full_answers_507_and_keeps_serving(tmp_path: Path, tiny_data_fs: P
         assert s3.get_object(Bucket="full", Key="small")["Body"].read() == b"again"
 
 
+def _server_exit(data_dir: Path, workers: int = 1) -> tuple[int, str, str]:
+    """Run ``sealstore server`` on ``data_dir`` expecting it to exit; (code, stdout, stderr)."""
+    import subprocess
+
+    srv = ServerProcess(data_dir, base_env(), data_dir.parent / "unused.log", workers=workers)
+    done = subprocess.run(
+        srv.argv(), env=srv.env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unusable_index_exits_2_with_one_line(tmp_path: Path, workers: int) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "sealstore.sqlite3").write_bytes(b"this is not an SQLite database" * 100)
+    code, out, err = _server_exit(data, workers)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "cannot use data directory" in lines[0] and "not a database" in lines[0]
+    assert "Traceback" not in out + err
+
+
+def test_read_only_data_dir_exits_2_with_one_line(tmp_path: Path, tiny_data_fs: Path) -> None:
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_data_fs)], check=True)
+    code, out, err = _server_exit(tiny_data_fs / "d")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out + err, err
+    assert "DATA_DIR" in lines[0] or "data directory" in lines[0]
+
+
+def test_regular_file_data_dir_exits_2_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "file"
+    data.write_bytes(b"x")
+    code, _out, err = _server_exit(data)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "not a directory" in lines[0], err
+
+
 def test_multiple_workers_and_graceful_sigterm(tmp_path: Path) -> None:
     env = base_env(MINIO_SSE_MASTER_KEY=KEY_A)
     srv = ServerProcess(tmp_path / "d", env, tmp_path / "log", workers=2).start()

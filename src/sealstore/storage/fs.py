@@ -143,12 +143,32 @@ class FSBackend:
             except Exception:  # a transient disk or lock error must not end reaping
                 log.exception("storage garbage reaping failed; will retry")
 
-    def _open_blocking(self) -> None:
+    def _prepare_blocking(self) -> None:
+        """Create the layout and the index schema; any failure is one StorageError."""
         try:
             self.layout.create()
             self._index.initialize()
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot use data directory {self.data_dir}: {exc}") from exc
+
+    @classmethod
+    def preflight(cls, data_dir: Path) -> None:
+        """Check (blocking, no event loop) that ``data_dir`` can hold a store, then let go.
+
+        The server runs this once in the parent process before it forks workers, so an
+        unusable data directory is reported once, as one clear line, instead of by every
+        worker from inside the event loop. It creates the layout and index but skips the
+        sweep (``open()`` in each worker does that) and leaves no connection or thread
+        behind, so forking afterwards is safe.
+        """
+        backend = cls(data_dir)
+        try:
+            backend._prepare_blocking()
+        finally:
+            backend._index.close()
+
+    def _open_blocking(self) -> None:
+        self._prepare_blocking()
         self._next_reap = 0.0
         self._maybe_reap()
         self.sweep_report = sweep(
