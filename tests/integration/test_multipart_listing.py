@@ -584,6 +584,7 @@ LIST_KEYS = sorted(
         "d/",
         "d/e",
         "zz%2F",
+        "ctl\x01key",
         "ключ/значение",
     },
     key=lambda k: k.encode(),
