@@ -68,16 +68,13 @@ async def read_xml_body(req: S3Request, limit: int = MAX_XML_BODY) -> bytes:
     """Read a small, verified XML request body into memory, refusing oversized ones.
 
     Only configuration-sized documents are read this way (all object data is streamed); the
-    limit stops a client from making the server buffer an arbitrary amount of memory.
+    limit (checked against Content-Length first) stops a client from making the server
+    buffer an arbitrary amount of memory. An empty body is MissingRequestBodyError.
     """
-    buf = bytearray()
-    async for chunk in req.body():
-        buf += chunk
-        if len(buf) > limit:
-            raise S3Error("MalformedXML", f"The XML body exceeds the limit of {limit} bytes")
-    if not buf:
+    data = await req.body().read(limit)
+    if not data:
         raise S3Error("MissingRequestBodyError")
-    return bytes(buf)
+    return data
 
 
 def has_integrity_header(headers: Mapping[str, str]) -> bool:
