@@ -1115,3 +1115,18 @@ def test_multipart_kms_outage_then_heal(private_openbao, approle, tmp_path) -> N
         assert s3.get_object(Bucket="outage", Key="k")["Body"].read() == p1 + p2
     finally:
         stop_and_check_log(srv, creds.secret_id)
+
+
+def test_multipart_auto_encryption(tmp_path) -> None:
+    """MINIO_SSE_AUTO_ENCRYPTION=on: a multipart upload without any SSE header is SSE-S3."""
+    srv = start_server(
+        tmp_path / "srv", MINIO_SSE_MASTER_KEY=MASTER_KEY, MINIO_SSE_AUTO_ENCRYPTION="on"
+    )
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="auto-enc")
+        up = s3.create_multipart_upload(Bucket="auto-enc", Key="k")
+        assert up["ServerSideEncryption"] == "AES256"
+        multipart_roundtrip(s3, srv, "auto-enc", tmp_path)
+    finally:
+        stop_and_check_log(srv, MASTER_KEY)
