@@ -16,7 +16,7 @@ import binascii
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sealstore.crypto import dare, keys, ranges
 from sealstore.crypto.context import encode_context
@@ -300,18 +300,28 @@ def plaintext_size(meta: Mapping[str, str], stored_size: int) -> int:
 Sink = Callable[[bytes], Awaitable[object]]
 
 
+@runtime_checkable
+class TransformWriter(Protocol):
+    """A storage writer that can run a transform and its file write in one thread hop
+    (storage ObjectWriter / PartWriter ``write_via``)."""
+
+    async def write_via(self, produce: Callable[[], bytes | bytearray | memoryview]) -> None: ...
+
+
 async def encrypt_stream(
     key: bytes,
     source: AsyncIterable[bytes],
-    sink: Sink,
+    sink: Sink | TransformWriter,
     *,
     batch_size: int = BATCH_SIZE,
 ) -> tuple[int, int]:
     """Encrypt ``source`` as one DARE 2.0 stream into ``sink``; return (plain, stored) sizes.
 
-    Plaintext is gathered on the loop into ~``batch_size`` batches; each batch is encrypted
-    in a worker thread (AES never runs on the loop) and the ~1 MiB of ciphertext handed to
-    the storage writer, which writes batches that large straight through in its own thread.
+    Plaintext chunks are gathered on the loop (by reference, no copy) into ~``batch_size``
+    batches; AES never runs on the loop. Given a storage writer (``write_via``), each batch
+    is encrypted *and* written in one executor call: one thread hop per batch. A plain async
+    ``sink`` callable gets the ciphertext after a separate encryption hop (kept for callers
+    that are not storage writers, e.g. tests and copies into memory).
     """
     enc = dare.DareEncryptor(key)
     plain = 0
@@ -319,11 +329,30 @@ async def encrypt_stream(
     pending: list[bytes] = []
     pending_len = 0
 
-    def _encrypt(data: bytes, final: bool) -> bytes:
+    def _encrypt(chunks: list[bytes], final: bool) -> bytes:
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         out = enc.update(data) if data else b""
         if final:
-            out += enc.finalize()
+            tail = enc.finalize()
+            out = out + tail if out else tail
         return out
+
+    async def _emit(chunks: list[bytes], final: bool) -> int:
+        if isinstance(sink, TransformWriter):
+            produced = 0
+
+            def produce() -> bytes:
+                nonlocal produced
+                out = _encrypt(chunks, final)
+                produced = len(out)
+                return out
+
+            await sink.write_via(produce)
+            return produced
+        out = await asyncio.to_thread(_encrypt, chunks, final)
+        if out:
+            await sink(out)
+        return len(out)
 
     async for chunk in source:
         if not chunk:
@@ -332,17 +361,10 @@ async def encrypt_stream(
         pending.append(chunk)
         pending_len += len(chunk)
         if pending_len >= batch_size:
-            data = b"".join(pending)
-            pending.clear()
+            batch, pending = pending, []
             pending_len = 0
-            out = await asyncio.to_thread(_encrypt, data, False)
-            if out:
-                stored += len(out)
-                await sink(out)
-    out = await asyncio.to_thread(_encrypt, b"".join(pending), True)
-    if out:
-        stored += len(out)
-        await sink(out)
+            stored += await _emit(batch, False)
+    stored += await _emit(pending, True)
     return plain, stored
 
 
@@ -350,12 +372,13 @@ async def encrypt_part(
     oek: bytes,
     part_number: int,
     source: AsyncIterable[bytes],
-    sink: Sink,
+    sink: Sink | TransformWriter,
 ) -> tuple[int, int]:
     """Encrypt one multipart part: its own DARE stream keyed by derive_part_key(OEK, n).
 
     Seq restarts at 0 and the stream nonce is random per part (pitfall P3: never reuse a
-    nonce when the same part number is uploaded twice).
+    nonce when the same part number is uploaded twice). Pass the PartWriter itself as
+    ``sink`` for one thread hop per batch (see :func:`encrypt_stream`).
     """
     return await encrypt_stream(keys.derive_part_key(oek, part_number), source, sink)
 

@@ -1005,3 +1005,78 @@ def test_cancelled_commits_publish_all_or_nothing(tmp_path: Path) -> None:
         assert "cancelled" in outcomes
 
     run(tmp_path, body, gc_grace=0)
+
+
+# ------------------------------------------------------------------ preflight and write_via
+
+
+def test_preflight_reports_unusable_directory_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    before = threading.active_count()
+    FSBackend.preflight(tmp_path / "fresh")  # creates a usable store
+    assert (tmp_path / "fresh" / "sealstore.sqlite3").is_file()
+    assert threading.active_count() == before  # committer stopped: safe to fork after this
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(StorageError, match="cannot use data directory"):
+        FSBackend.preflight(not_a_dir)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "sealstore.sqlite3").write_bytes(b"not a database" * 200)
+    with pytest.raises(StorageError, match="not a database"):
+        FSBackend.preflight(garbage)
+    assert threading.active_count() == before
+
+
+def test_write_via_transforms_and_writes_in_one_storage_thread_hop(tmp_path: Path) -> None:
+    import threading
+
+    first, second, third = os.urandom(1000), os.urandom(3 << 20), os.urandom(5000)
+    threads: list[str] = []
+
+    def produce() -> bytes:
+        threads.append(threading.current_thread().name)
+        return bytes(b ^ 0x5A for b in second[:4096]) + second[4096:]
+
+    async def body(b: FSBackend) -> None:
+        async with await b.new_writer(BUCKET, "via") as writer:
+            await writer.write(first)  # buffered: must still come first
+            await writer.write_via(produce)
+            # the transform's output is on disk when write_via returns (no second hop)
+            assert writer._buffer == bytearray()
+            assert writer._blob.size == len(first) + len(second) == writer.written
+            await writer.write(third)
+            meta = await writer.commit(ObjectMeta(bucket=BUCKET, key="via", size=0))
+        expected = first + produce() + third
+        assert await read_all(b, meta) == expected
+        assert threads[0].startswith("sealstore-storage")
+        assert threads[0] != threading.main_thread().name
+        with pytest.raises(StorageError, match="already committed"):
+            await writer.write_via(produce)
+
+    run(tmp_path, body)
+
+
+def test_part_writer_write_via_and_failure_leaves_nothing(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+
+    def boom() -> bytes:
+        raise ValueError("transform failed")
+
+    async def body(b: FSBackend) -> None:
+        upload = await b.create_upload(BUCKET, "mp", ObjectMeta(bucket=BUCKET, key="mp"))
+        async with await b.new_part_writer(upload, 1) as pw:
+            await pw.write_via(lambda: data)
+            part = await pw.commit("etag1", len(data), {})
+        assert part.stored_size == len(data)
+        with pytest.raises(ValueError, match="transform failed"):
+            async with await b.new_part_writer(upload, 2) as pw2:
+                await pw2.write_via(boom)
+        parts, _ = await b.list_parts(upload)
+        assert [p.number for p in parts] == [1]
+        assert tmp_files(tmp_path) == []
+
+    run(tmp_path, body)

@@ -252,7 +252,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
         internal: dict[str, str] = {}
         if choice is not None:
             oek, internal = await new_key(req, bucket, key, choice)
-            plain_size, _ = await sse.encrypt_stream(oek, body, writer.write)
+            plain_size, _ = await sse.encrypt_stream(oek, body, writer)
         else:
             oek = None
             plain_size = 0
@@ -660,7 +660,7 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
                 yield chunk
 
         if dst_oek is not None:
-            plain_size, _ = await sse.encrypt_stream(dst_oek, source(), writer.write)
+            plain_size, _ = await sse.encrypt_stream(dst_oek, source(), writer)
         else:
             plain_size = 0
             async for chunk in source():
