@@ -253,6 +253,15 @@ def test_s3cmd(srv, s3, tmp_path) -> None:
     assert "s3://cli-s3cmd/big.bin" in listing
     recursive = run([*s3cmd, "ls", "--recursive", "s3://cli-s3cmd/"], env)
     assert "s3://cli-s3cmd/dir/small.bin" in recursive
+    # Multipart bookkeeping through s3cmd: list uploads, list parts, abort.
+    uid = s3.create_multipart_upload(Bucket="cli-s3cmd", Key="pending/obj")["UploadId"]
+    s3.upload_part(Bucket="cli-s3cmd", Key="pending/obj", UploadId=uid, PartNumber=1, Body=b"p")
+    pending = run([*s3cmd, "multipart", "s3://cli-s3cmd"], env)
+    assert uid in pending and "pending/obj" in pending
+    parts = run([*s3cmd, "listmp", "s3://cli-s3cmd/pending/obj", uid], env)
+    assert hashlib.md5(b"p").hexdigest() in parts
+    run([*s3cmd, "abortmp", "s3://cli-s3cmd/pending/obj", uid], env)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="cli-s3cmd")
     run([*s3cmd, "del", "s3://cli-s3cmd/dir/small.bin"], env)
     run([*s3cmd, "del", "s3://cli-s3cmd/big.bin"], env)
     assert "Contents" not in s3.list_objects_v2(Bucket="cli-s3cmd")
@@ -311,7 +320,18 @@ def test_minio_sdk(srv, s3, tmp_path) -> None:
     deep = sorted(o.object_name for o in mc.list_objects("cli-minio", recursive=True))
     assert deep == ["dir/big.bin", "small.bin"]
     mc.remove_object("cli-minio", "small.bin")
-    mc.remove_object("cli-minio", "dir/big.bin")
+    # Bulk delete (DeleteObjects with Content-MD5, as the SDK sends it).
+    from minio.deleteobjects import DeleteObject
+
+    for i in range(5):
+        mc.put_object("cli-minio", f"bulk/{i}", io.BytesIO(b"b"), 1, sse=SseS3())
+    errors = list(
+        mc.remove_objects(
+            "cli-minio",
+            [DeleteObject(f"bulk/{i}") for i in range(5)] + [DeleteObject("dir/big.bin")],
+        )
+    )
+    assert errors == []
     assert list(mc.list_objects("cli-minio", recursive=True)) == []
 
 
