@@ -329,19 +329,16 @@ async def encrypt_stream(
     pending: list[bytes] = []
     pending_len = 0
 
-    def _encrypt(chunks: list[bytes], final: bool) -> bytes:
+    def _encrypt(chunks: list[bytes], final: bool) -> bytearray:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        out = enc.update(data) if data else b""
-        if final:
-            tail = enc.finalize()
-            out = out + tail if out else tail
-        return out
+        # finalize(data) seals the batch and the final package into one buffer (no join).
+        return enc.finalize(data) if final else enc.update(data)
 
     async def _emit(chunks: list[bytes], final: bool) -> int:
         if isinstance(sink, TransformWriter):
             produced = 0
 
-            def produce() -> bytes:
+            def produce() -> bytearray:
                 nonlocal produced
                 out = _encrypt(chunks, final)
                 produced = len(out)

@@ -268,3 +268,46 @@ def test_bad_key_and_nonce_sizes() -> None:
         DareEncryptor(KEY, nonce=b"x")
     with pytest.raises(ValueError):
         DareDecryptor(b"short")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_segmentation_and_finalize_with_data_give_identical_bytes(seed: int) -> None:
+    """With a fixed nonce the stream is a pure function of the plaintext: how it is cut into
+    update() calls, whether the last piece goes through finalize(data), and whether the input
+    is bytes, bytearray or a (non-byte-format) memoryview must not change a single byte."""
+    rng = random.Random(seed)
+    size = rng.choice([1, PAYLOAD_SIZE, PAYLOAD_SIZE + 1, rng.randrange(0, 6 * PAYLOAD_SIZE)])
+    plain = rng.randbytes(size)
+    reference = dare.encrypt(KEY, plain, nonce=NONCE)
+    enc = DareEncryptor(KEY, nonce=NONCE)
+    out = bytearray()
+    pos = 0
+    while pos < size and rng.random() < 0.8:
+        n = rng.choice([1, 100, PAYLOAD_SIZE - 1, PAYLOAD_SIZE, PAYLOAD_SIZE + 1, 300_000])
+        piece = plain[pos : pos + n]
+        kind = rng.choice(["bytes", "bytearray", "memoryview"])
+        if kind == "bytearray":
+            out += enc.update(bytearray(piece))
+        elif kind == "memoryview" and len(piece) % 4 == 0:
+            out += enc.update(memoryview(piece).cast("I"))
+        else:
+            out += enc.update(piece)
+        pos += n
+    out += enc.finalize(plain[pos:])
+    assert bytes(out) == reference
+    assert len(reference) == encrypted_size(size)
+    with pytest.raises(ValueError, match="finalized"):
+        enc.update(b"x")
+    with pytest.raises(ValueError, match="finalized"):
+        enc.finalize()
+
+
+def test_update_does_not_keep_or_alias_the_callers_buffer() -> None:
+    data = bytearray(os.urandom(3 * PAYLOAD_SIZE + 5))
+    original = bytes(data)
+    enc = DareEncryptor(KEY, nonce=NONCE)
+    first = enc.update(data)
+    data[:] = bytes(len(data))  # the caller reuses its buffer
+    data.extend(b"more")  # and may resize it (no export may remain)
+    rest = enc.finalize()
+    assert dare.decrypt(KEY, bytes(first + rest)) == original

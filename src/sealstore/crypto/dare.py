@@ -82,9 +82,14 @@ class DareEncryptor:
     because the last package must carry the final flag: a plaintext whose length is an exact
     multiple of 64 KiB therefore ends with a full-size final package, never an empty one (sio
     reads one byte ahead for the same reason). An empty plaintext encrypts to zero bytes.
+
+    Speed: each call allocates its output once, at its exact size, and every package is sealed
+    straight into it (header written in place, ``AESGCM.encrypt_into`` for ciphertext + tag)
+    from a view of the caller's data. Only the held-back tail (< 64 KiB + the 1 byte) is ever
+    copied; no per-package objects are joined afterwards.
     """
 
-    __slots__ = ("_aead", "_buf", "_done", "_nonce", "_seq")
+    __slots__ = ("_aead", "_buf", "_done", "_head", "_seq")
 
     def __init__(self, key: bytes, *, nonce: bytes | None = None) -> None:
         """Create a writer; ``nonce`` (12 bytes) is random unless given (tests, sio Nonce)."""
@@ -94,56 +99,80 @@ class DareEncryptor:
         elif len(nonce) != NONCE_SIZE:
             raise ValueError(f"DARE nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
         self._aead = AESGCM(bytes(key))
-        self._nonce = bytes(nonce)
+        # Header template: version, cipher, 2 length bytes (patched per package), nonce.
+        self._head = bytearray((VERSION_20, CIPHER_AES_256_GCM, 0, 0)) + bytes(nonce)
+        self._head[4] &= 0x7F
         self._buf = bytearray()
         self._seq = 0
         self._done = False
 
-    def _seal(self, payload: memoryview | bytes, final: bool) -> tuple[bytes, bytes]:
-        """Return (header, ciphertext||tag) apart so callers join once, without extra copies."""
+    def _seal_into(
+        self, payload: bytes | bytearray | memoryview, dst: memoryview, final: bool
+    ) -> None:
+        """Seal one package into ``dst`` (exactly ``len(payload) + OVERHEAD`` bytes)."""
         if self._seq >= _MAX_PACKAGES:
             raise DareError("DARE stream too large: more than 2^32 packages")
-        first = self._nonce[0] | _FINAL_FLAG if final else self._nonce[0] & 0x7F
-        header = (
-            bytes((VERSION_20, CIPHER_AES_256_GCM))
-            + (len(payload) - 1).to_bytes(2, "little")
-            + bytes((first,))
-            + self._nonce[1:]
+        head = self._head
+        head[2:4] = (len(payload) - 1).to_bytes(2, "little")
+        if final:
+            head[4] |= _FINAL_FLAG
+        dst[:HEADER_SIZE] = head
+        self._aead.encrypt_into(
+            _package_nonce(head, self._seq), payload, bytes(head[:4]), dst[HEADER_SIZE:]
         )
-        sealed = self._aead.encrypt(_package_nonce(header, self._seq), payload, header[:4])
         self._seq += 1
-        return header, sealed
 
-    def update(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Consume plaintext; return the whole packages that are ready (possibly ``b""``)."""
+    def _process(self, data: bytes | bytearray | memoryview, final: bool) -> bytearray:
+        """Seal every package ``data`` completes (all of them when ``final``)."""
         if self._done:
             raise ValueError("DareEncryptor already finalized")
+        if final:
+            self._done = True
         buf = self._buf
-        buf += data
-        if len(buf) <= PAYLOAD_SIZE:
-            return b""
-        out: list[bytes] = []
-        pos = 0
-        view = memoryview(buf)
-        try:
-            while len(buf) - pos > PAYLOAD_SIZE:
-                out.extend(self._seal(view[pos : pos + PAYLOAD_SIZE], final=False))
-                pos += PAYLOAD_SIZE
-        finally:
-            view.release()
-        del buf[:pos]
-        return b"".join(out)
+        with memoryview(data) as raw:
+            view = raw if raw.ndim == 1 and raw.itemsize == 1 else raw.cast("B")
+            total = len(buf) + len(view)
+            if final:
+                count = -(-total // PAYLOAD_SIZE)
+                last = total - (count - 1) * PAYLOAD_SIZE if count else 0
+            else:
+                count = max((total - 1) // PAYLOAD_SIZE, 0)
+                last = PAYLOAD_SIZE
+            if count == 0:
+                buf += view
+                return bytearray()
+            out = bytearray((count - 1) * PACKAGE_SIZE + last + OVERHEAD)
+            with memoryview(out) as dst:
+                src = pos = 0
+                for i in range(count):
+                    is_last = i == count - 1
+                    size = last if is_last else PAYLOAD_SIZE
+                    if buf:  # only the first package can start with held-back bytes
+                        src = size - len(buf)
+                        buf += view[:src]
+                        payload: bytearray | memoryview = buf
+                    else:
+                        payload = view[src : src + size]
+                        src += size
+                    self._seal_into(payload, dst[pos : pos + size + OVERHEAD], final and is_last)
+                    pos += size + OVERHEAD
+                    if buf:
+                        buf.clear()
+            if not final:
+                buf += view[src:]
+        return out
 
-    def finalize(self) -> bytes:
-        """Return the final-flagged last package, or ``b""`` for an empty stream."""
-        if self._done:
-            raise ValueError("DareEncryptor already finalized")
-        self._done = True
-        if not self._buf:
-            return b""
-        header, sealed = self._seal(bytes(self._buf), final=True)
-        self._buf.clear()
-        return header + sealed
+    def update(self, data: bytes | bytearray | memoryview) -> bytearray:
+        """Consume plaintext; return the whole packages that are ready (possibly empty)."""
+        return self._process(data, final=False)
+
+    def finalize(self, data: bytes | bytearray | memoryview = b"") -> bytearray:
+        """Consume the last ``data`` (optional) and return every remaining package, the last
+        one final-flagged, in one buffer; empty for an empty stream.
+
+        ``finalize(data)`` equals ``update(data) + finalize()`` without joining two buffers.
+        """
+        return self._process(data, final=True)
 
 
 class DareDecryptor:
@@ -284,8 +313,7 @@ class DareDecryptor:
 
 def encrypt(key: bytes, plaintext: bytes, *, nonce: bytes | None = None) -> bytes:
     """Encrypt a small in-memory value (sealed keys, ETags) as one DARE 2.0 stream."""
-    enc = DareEncryptor(key, nonce=nonce)
-    return enc.update(plaintext) + enc.finalize()
+    return bytes(DareEncryptor(key, nonce=nonce).finalize(plaintext))
 
 
 def decrypt(key: bytes, ciphertext: bytes) -> bytes:
