@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -205,8 +208,92 @@ def test_sse_kms_with_openbao(vault_server: ServerProcess, creds: AppRoleCreds) 
             ServerSideEncryption="aws:kms",
             SSEKMSKeyId="some-other-key",
         )
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 400
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
     assert "some-other-key" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket="kms-bucket", Key="denied")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+# ------------------------------------------------------------------ KMS credentials and policy
+
+
+def test_policy_without_the_key_answers_403_naming_it(
+    tmp_path: Path, approle: Callable[..., AppRoleCreds]
+) -> None:
+    """The role's policy covers another key only: SSE PUT -> 403 AccessDenied naming the
+    configured key (not 500), nothing stored, plain PUTs unaffected."""
+    from botocore.exceptions import ClientError
+
+    approle()  # the quickstart setup, so transit key my-minio-key exists
+    other = approle(key="only-this-key")  # a role whose policy names only "only-this-key"
+    env = base_env(**{**other.env(), "MINIO_SSE_VAULT_KEY_NAME": "my-minio-key"})
+    srv = ServerProcess(tmp_path / "d", env, tmp_path / "log").start()
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="denied")
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket="denied", Key="k", Body=b"x", ServerSideEncryption="AES256")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        message = e.value.response["Error"]["Message"]
+        assert "'my-minio-key'" in message and "policy" in message
+        with pytest.raises(ClientError) as missing:
+            s3.head_object(Bucket="denied", Key="k")
+        assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        s3.put_object(Bucket="denied", Key="plain", Body=b"no sse")
+        assert s3.get_object(Bucket="denied", Key="plain")["Body"].read() == b"no sse"
+    finally:
+        srv.stop()
+    assert_no_secrets(srv, other)
+
+
+def test_wrong_secret_id_is_503_with_clear_message_and_heals(
+    tmp_path: Path, private_openbao: OpenBao, approle: Callable[..., AppRoleCreds]
+) -> None:
+    """A secret-id Vault does not know: readiness and SSE PUT answer 503 saying "KMS login
+    failed: invalid role or secret ID" (never the ids); once that secret-id is issued (a
+    re-deployment), the running server heals by itself.
+
+    A private OpenBao with user lockout disabled on the AppRole mount: with Vault's default
+    lockout the server's own retries lock the role-id out for 15 minutes (covered by
+    test_vault_kms.py::test_locked_out_role_says_so), which would hide the healing here.
+    """
+    from botocore.exceptions import ClientError
+
+    openbao = private_openbao
+    good = approle(server=openbao)
+    openbao.api("POST", "sys/auth/approle/tune", {"user_lockout_config": {"lockout_disable": True}})
+    wrong = str(uuid.uuid4())
+    bad = dataclasses.replace(good, secret_id=wrong)
+    srv = ServerProcess(tmp_path / "d", base_env(**bad.env()), tmp_path / "log").start()
+    try:
+        deadline = time.monotonic() + 30
+        status, doc = srv.ready()
+        while "KMS login failed" not in json.dumps(doc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status, doc = srv.ready()
+        assert status == 503
+        assert "KMS login failed: invalid role or secret ID" in doc["kms"]["error"]
+        s3 = srv.client()
+        s3.create_bucket(Bucket="creds")
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket="creds", Key="k", Body=b"x", ServerSideEncryption="AES256")
+        response = e.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert response["Error"]["Code"] == "ServiceUnavailable"
+        assert "KMS login failed: invalid role or secret ID" in response["Error"]["Message"]
+        assert response["ResponseMetadata"]["HTTPHeaders"].get("retry-after")
+        assert wrong not in json.dumps(response) + json.dumps(doc)
+        assert good.role_id not in json.dumps(response) + json.dumps(doc)
+        # re-deploying the secret-id (here: issuing exactly that value) heals without restart
+        openbao.api("POST", "auth/approle/role/my-role/custom-secret-id", {"secret_id": wrong})
+        s3.put_object(Bucket="creds", Key="k", Body=b"healed", ServerSideEncryption="AES256")
+        assert s3.get_object(Bucket="creds", Key="k")["Body"].read() == b"healed"
+        srv.wait_ready(timeout=30)
+    finally:
+        srv.stop()
+    log = srv.log_text()
+    assert wrong not in log and good.role_id not in log
+    assert not TOKEN_RE.search(log), TOKEN_RE.search(log)

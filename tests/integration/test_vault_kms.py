@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 import pytest
 
-from sealstore.kms.base import KMSDecryptError, KMSError, KMSUnavailableError
+from sealstore.kms.base import (
+    KMSAccessDeniedError,
+    KMSDecryptError,
+    KMSError,
+    KMSLoginError,
+    KMSUnavailableError,
+)
 from sealstore.kms.vault import VaultKMS
 from tests.integration.openbao import AppRoleCreds, OpenBao
 
@@ -414,9 +420,11 @@ def test_policy_denied_key_does_not_churn_tokens(vault_creds: AppRoleCreds) -> N
         await kms.start()
         try:
             for _ in range(3):
-                with pytest.raises(KMSError, match="403"):
+                with pytest.raises(KMSAccessDeniedError, match="403") as info:
                     await kms.generate_key("not-in-policy", CTX)
+                assert "'not-in-policy'" in str(info.value) and "policy" in str(info.value)
             assert kms.logins == 1
+            assert kms.ready()  # a denied key says nothing about the KMS itself
         finally:
             await kms.close()
 
@@ -432,13 +440,14 @@ def test_wrong_secret_id_clear_error_not_ready(vault_creds: AppRoleCreds, caplog
         await kms.start()
         try:
             assert not kms.ready()
-            with pytest.raises(KMSError, match="AppRole login failed") as info:
+            with pytest.raises(KMSLoginError) as info:
                 await kms.generate_key("my-minio-key", CTX)
-            assert not isinstance(info.value, KMSUnavailableError)
-            assert "invalid" in str(info.value).lower()
-            assert wrong not in str(info.value)
+            # a credentials problem, reported as such, but still "unavailable" (S3 503)
+            assert isinstance(info.value, KMSUnavailableError)
+            assert str(info.value).startswith("KMS login failed: invalid role or secret ID")
+            assert wrong not in str(info.value) and vault_creds.role_id not in str(info.value)
             st = await kms.status()
-            assert not st.ok and "login failed" in (st.error or "")
+            assert not st.ok and "KMS login failed: invalid role or secret ID" in (st.error or "")
         finally:
             await kms.close()
 
@@ -475,5 +484,49 @@ def test_unknown_key_with_broad_policy_is_not_found(openbao: OpenBao) -> None:
                 await kms.generate_key("../sys", CTX)
         finally:
             await kms.close()
+
+    run(main())
+
+
+def test_unknown_role_id_is_the_same_clear_login_error(vault_creds: AppRoleCreds) -> None:
+    async def main() -> None:
+        kms = VaultKMS(**{**vault_creds.kms_kwargs(), "role_id": "no-such-role-id"}, retry_min=5)
+        await kms.start()
+        try:
+            with pytest.raises(KMSLoginError, match="invalid role or secret ID") as info:
+                await kms.decrypt_key("my-minio-key", b"vault:v1:AAAA", CTX)
+            assert "no-such-role-id" not in str(info.value)
+            assert vault_creds.secret_id not in str(info.value)
+        finally:
+            await kms.close()
+
+    run(main())
+
+
+def test_locked_out_role_says_so(private_openbao: OpenBao, approle) -> None:
+    """Vault's user lockout (default 5 bad logins) answers "permission denied" even for a
+    valid secret-id; the error must point the operator at the lockout, not at the policy."""
+    creds = approle(server=private_openbao)
+    wrong = "00000000-1111-2222-3333-444444444444"
+
+    async def main() -> None:
+        kms = VaultKMS(**{**creds.kms_kwargs(), "secret_id": wrong}, retry_min=60)
+        await kms.start()  # first failed login
+        try:
+            for _ in range(6):
+                with pytest.raises(KMSLoginError):
+                    await kms.generate_key("my-minio-key", CTX)
+        finally:
+            await kms.close()
+        good = VaultKMS(**creds.kms_kwargs(), retry_min=60)
+        await good.start()
+        try:
+            with pytest.raises(KMSLoginError, match="locks the role out") as info:
+                await good.generate_key("my-minio-key", CTX)
+            assert "permission denied" in str(info.value)
+            assert isinstance(info.value, KMSUnavailableError)  # still 503: it heals later
+            assert creds.secret_id not in str(info.value)
+        finally:
+            await good.close()
 
     run(main())

@@ -61,3 +61,29 @@ def test_every_storage_error_subclass_is_mapped() -> None:
 def test_unknown_exception_is_not_mapped() -> None:
     assert map_exception(RuntimeError("boom")) is None
     assert map_exception(st.StorageError("cannot use data directory")) is None
+
+
+def test_kms_access_denied_is_403_naming_the_key() -> None:
+    from sealstore.kms.base import KMSAccessDeniedError
+
+    err = mapped(KMSAccessDeniedError("Vault denied datakey/plaintext on key 'k1' (HTTP 403)"))
+    assert (err.code, err.status) == ("AccessDenied", 403)
+    assert "'k1'" in err.message
+
+
+def test_kms_login_error_is_503_with_its_own_message_and_retry_after() -> None:
+    from sealstore.kms.base import KMSLoginError
+
+    err = mapped(KMSLoginError("KMS login failed: invalid role or secret ID (HTTP 400)"))
+    assert (err.code, err.status) == ("ServiceUnavailable", 503)
+    assert err.message.startswith("KMS login failed: invalid role or secret ID")
+    assert "unreachable" not in err.message  # it is reachable; the credentials are wrong
+    assert err.headers["Retry-After"]
+
+
+def test_plain_kms_unavailable_still_503_unreachable() -> None:
+    from sealstore.kms.base import KMSUnavailableError
+
+    err = mapped(KMSUnavailableError("Vault at http://127.0.0.1:1 is unreachable"))
+    assert (err.code, err.status) == ("ServiceUnavailable", 503)
+    assert "unreachable" in err.message

@@ -1,8 +1,9 @@
 """The KMS contract shared by every back-end, its error classes and the status self-test.
 
 The server only ever talks to this protocol, so the error classes are what decide the S3 answer:
-unavailable -> 503 (retry later, nothing written), unknown key -> 400, decrypt failure -> 403,
-anything else -> 500. Keeping that mapping here, not in each back-end, keeps it consistent.
+unavailable (including refused login credentials) -> 503 (retry later, nothing written), unknown
+key -> 400, decrypt failure or a policy that denies the key -> 403, anything else -> 500.
+Keeping that mapping here, not in each back-end, keeps it consistent.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ class KMSError(Exception):
 
 class KMSUnavailableError(KMSError):
     """KMS unreachable, timed out, sealed or answering 5xx (S3: 503 ServiceUnavailable)."""
+
+
+class KMSLoginError(KMSUnavailableError):
+    """The KMS refused our credentials (e.g. AppRole "invalid role or secret ID").
+
+    Still "unavailable" (S3: 503 ServiceUnavailable, readiness fails): the server keeps trying
+    to log in, so re-deploying a valid secret-id heals it without a restart. The message says
+    it is a credentials problem and never contains the ids.
+    """
+
+
+class KMSAccessDeniedError(KMSError):
+    """The KMS policy does not allow this operation on this key, while our token is valid
+    (S3: 403 AccessDenied naming the key). Not retried: only a policy change fixes it."""
 
 
 class KMSKeyNotFoundError(KMSError):

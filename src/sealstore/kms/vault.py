@@ -34,9 +34,11 @@ import aiohttp
 from sealstore.crypto.context import context_encodings, encode_context
 from sealstore.kms.base import (
     DataKey,
+    KMSAccessDeniedError,
     KMSDecryptError,
     KMSError,
     KMSKeyNotFoundError,
+    KMSLoginError,
     KMSStatus,
     KMSUnavailableError,
     self_test,
@@ -245,11 +247,11 @@ class VaultKMS:
             raise
         auth = data.get("auth") if status == 200 else None
         if not isinstance(auth, dict) or not auth.get("client_token"):
-            msg = f"Vault AppRole login failed (HTTP {status}): {self._errors(data)}"
-            self.last_error = msg
+            failure = KMSLoginError(self._login_refused(status, data))
+            self.last_error = str(failure)
             self._healthy = False
-            self._login_failure = KMSError(msg)
-            raise KMSError(msg)
+            self._login_failure = failure
+            raise failure
         ttl = float(auth.get("lease_duration") or 0)
         self._token = str(auth["client_token"])
         self._login_ttl = ttl
@@ -262,6 +264,28 @@ class VaultKMS:
             int(ttl),
             self.namespace or "root",
         )
+
+    def _login_refused(self, status: int, data: dict[str, Any]) -> str:
+        """Describe a refused AppRole login without ever echoing the role-id or secret-id.
+
+        Vault/OpenBao answer 400 "invalid role or secret ID" for a wrong (or revoked, or
+        expired) secret-id and for an unknown role-id alike; that is a credentials problem an
+        operator fixes by re-deploying them, so it gets a fixed, recognisable message.
+        """
+        detail = self._errors(data)
+        for secret in (self._role_id, self._secret_id):
+            detail = detail.replace(secret, "***")
+        if "invalid role" in detail.lower() or "secret id" in detail.lower():
+            return f"KMS login failed: invalid role or secret ID (Vault AppRole, HTTP {status})"
+        if status == 403:
+            # Vault/OpenBao "user lockout" (default: 5 bad logins lock the role-id for 15 min)
+            # answers a plain "permission denied", even for a now-valid secret-id.
+            return (
+                f"KMS login failed: permission denied (Vault AppRole, HTTP 403): {detail}; "
+                "after repeated invalid role or secret ID attempts Vault locks the role out "
+                "for its user-lockout duration (default 15m); logins are retried meanwhile"
+            )
+        return f"KMS login failed: Vault AppRole login refused (HTTP {status}): {detail}"
 
     def _set_ttl(self, ttl: float) -> None:
         self._ttl = ttl
@@ -402,7 +426,9 @@ class VaultKMS:
             token = await self._relogin(token)
             status, data = await self._call(path, body, token=token)
         if status == 403:
-            raise KMSError(
+            # The token is valid (lookup-self said so, or a fresh login got the same answer),
+            # so the policy does not cover this key: a permanent, key-specific denial.
+            raise KMSAccessDeniedError(
                 f"Vault denied {op} on key {key_id!r} (HTTP 403): {self._errors(data)}; "
                 "check the AppRole policy"
             )

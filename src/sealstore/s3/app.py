@@ -299,8 +299,18 @@ def map_exception(exc: BaseException) -> S3Error | None:
         return exc
     if isinstance(exc, MalformedXMLError):
         return S3Error("MalformedXML", str(exc))
+    if isinstance(exc, kms_base.KMSLoginError):
+        # Credentials refused: still 503 + Retry-After (the server keeps logging in, so a
+        # re-deployed secret-id heals it), but say what is wrong instead of "unreachable".
+        return S3Error(
+            "ServiceUnavailable",
+            f"{exc}; the request was not processed",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, kms_base.KMSUnavailableError):
         return kms_unavailable(str(exc) or None)
+    if isinstance(exc, kms_base.KMSAccessDeniedError):
+        return S3Error("AccessDenied", f"The KMS denied access to the key: {exc}")
     if isinstance(exc, kms_base.KMSKeyNotFoundError):
         return S3Error("KMS.NotFoundException", str(exc) or None)
     if isinstance(exc, kms_base.KMSDecryptError | KeyMismatchError):
