@@ -42,6 +42,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     if os.environ.get("MOLECULE_INVENTORY_FILE"):
         return  # inside a molecule verify: never start molecule from molecule
+    if session.config.option.collectonly:
+        return
     for item in session.items:
         if item.path.name == "test_molecule_scenarios.py":
             item.module.start_all()  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +34,34 @@ class Run:
     log: Path
 
 
+# What the roles build the sealstore wheel from (sealstore_install_source_dir).
+SOURCE_PARTS = ["src", "requirements", "pyproject.toml", "README.md", "LICENSE"]
+
+
+def snapshot_source() -> Path:
+    """Copy the package sources once, so every converge of this run builds the same tree.
+
+    Without it, an edit to src/ between converge and idempotence (an editor, a parallel
+    developer) changes the wheel fingerprint and the second converge reinstalls: a false
+    idempotence failure. The copy is what this run tested.
+    """
+    dest = LOG_DIR / "source"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".cache")
+    for part in SOURCE_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    env["SEALSTORE_SOURCE_DIR"] = str(LOG_DIR / "source")
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -110,6 +137,8 @@ def start_all() -> dict[str, Future[Run]]:
     unit and integration tests do, instead of after them.
     """
     if not _started and preflight() is None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        snapshot_source()
         jobs = max(1, int(os.environ.get("SEALSTORE_MOLECULE_JOBS", "2")))
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="molecule")
         _started.update({s: pool.submit(_run, s) for s in SCENARIOS})
