@@ -44,7 +44,12 @@ ENV_DOC: dict[str, str] = {
     "SEALSTORE_WORKERS": "number of worker processes sharing the socket (default 1)",
     "SEALSTORE_LOG_LEVEL": "DEBUG|INFO|WARNING|ERROR (default INFO)",
     "SEALSTORE_LOG_FORMAT": "json|text (default json)",
+    "SEALSTORE_KMS_CACHE_TTL": (
+        "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
+        "read objects work during a KMS outage)"
+    ),
 }
+MAX_KMS_CACHE_TTL = 3600.0
 
 _VAULT_REQUIRED = (
     "MINIO_SSE_VAULT_ENDPOINT",
@@ -92,6 +97,7 @@ class Settings:
     vault: VaultSettings | None = None
     master_key: str | None = field(default=None, repr=False)
     auto_encryption: bool = False
+    kms_cache_ttl: float = 0.0
 
     @property
     def kms_kind(self) -> str | None:
@@ -175,6 +181,8 @@ class Settings:
                 "(MINIO_SSE_VAULT_* or MINIO_SSE_MASTER_KEY)"
             )
 
+        kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
+
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
         return cls(
@@ -190,11 +198,25 @@ class Settings:
             vault=vault,
             master_key=master_key,
             auto_encryption=auto,
+            kms_cache_ttl=kms_cache_ttl,
         )
 
 
 def _arg(args: Any, name: str) -> Any:
     return getattr(args, name, None) if args is not None else None
+
+
+def _parse_cache_ttl(raw: str) -> float:
+    """SEALSTORE_KMS_CACHE_TTL: 0 (off) up to an hour; longer would keep plaintext data keys
+    in memory, and serve reads after a key revocation, for longer than is defensible."""
+    name = "SEALSTORE_KMS_CACHE_TTL"
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= ttl <= MAX_KMS_CACHE_TTL:  # also rejects nan
+        raise ConfigError(f"{name} must be between 0 (off) and {MAX_KMS_CACHE_TTL:g} seconds")
+    return ttl
 
 
 def _parse_int(name: str, raw: str) -> int:

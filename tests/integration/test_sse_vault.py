@@ -297,3 +297,42 @@ def test_wrong_secret_id_is_503_with_clear_message_and_heals(
     log = srv.log_text()
     assert wrong not in log and good.role_id not in log
     assert not TOKEN_RE.search(log), TOKEN_RE.search(log)
+
+
+def test_kms_cache_serves_recent_reads_during_an_outage(
+    tmp_path: Path, private_openbao: OpenBao, approle: Callable[..., AppRoleCreds]
+) -> None:
+    """SEALSTORE_KMS_CACHE_TTL on: a GET of an object read within the TTL needs no KMS (so
+    it works while OpenBao is paused); one never read, and any PUT, still answer 503."""
+    from botocore.exceptions import ClientError
+
+    creds = approle(server=private_openbao)
+    env = base_env(**creds.env(), SEALSTORE_KMS_CACHE_TTL="120")
+    srv = ServerProcess(tmp_path / "d", env, tmp_path / "log").start()
+    try:
+        srv.wait_ready()
+        s3 = srv.client()
+        s3.create_bucket(Bucket="cached")
+        for key in ("read-before", "never-read"):
+            s3.put_object(
+                Bucket="cached", Key=key, Body=key.encode(), ServerSideEncryption="AES256"
+            )
+        assert s3.get_object(Bucket="cached", Key="read-before")["Body"].read() == b"read-before"
+        private_openbao.pause()
+        try:
+            got = s3.get_object(Bucket="cached", Key="read-before")["Body"].read()
+            assert got == b"read-before"
+            for call in (
+                lambda: s3.get_object(Bucket="cached", Key="never-read"),
+                lambda: s3.put_object(
+                    Bucket="cached", Key="new", Body=b"x", ServerSideEncryption="AES256"
+                ),
+            ):
+                with pytest.raises(ClientError) as e:
+                    call()
+                assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        finally:
+            private_openbao.resume()
+    finally:
+        srv.stop()
+    assert_no_secrets(srv, creds)

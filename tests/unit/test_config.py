@@ -199,3 +199,22 @@ def test_help_documents_every_variable() -> None:
         "SEALSTORE_LOG_FORMAT",
     ):
         assert name in text, name
+
+
+def test_kms_cache_ttl_default_off_and_parsed() -> None:
+    assert Settings.from_env(BASE).kms_cache_ttl == 0.0
+    assert Settings.from_env({**BASE, "SEALSTORE_KMS_CACHE_TTL": "30"}).kms_cache_ttl == 30.0
+    assert Settings.from_env({**BASE, "SEALSTORE_KMS_CACHE_TTL": "0.5"}).kms_cache_ttl == 0.5
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan", "inf", "3601"])
+def test_kms_cache_ttl_bad_values(value: str) -> None:
+    with pytest.raises(ConfigError, match="SEALSTORE_KMS_CACHE_TTL"):
+        Settings.from_env({**BASE, "SEALSTORE_KMS_CACHE_TTL": value})
+
+
+def test_kms_cache_ttl_in_help() -> None:
+    from sealstore.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "SEALSTORE_KMS_CACHE_TTL" in text and "default 0 = off" in text

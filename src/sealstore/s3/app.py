@@ -509,6 +509,14 @@ def build_app(settings: Settings) -> web.Application:
             await opener()
         ctx.storage_open = True
         ctx.kms = build_kms(settings)
+        if ctx.kms is not None and settings.kms_cache_ttl > 0:
+            from sealstore.kms.cache import CachingKMS
+
+            ctx.kms = CachingKMS(ctx.kms, ttl=settings.kms_cache_ttl)
+            ctx.logger.info(
+                "KMS data-key cache on (GETs of recently read objects survive KMS outages)",
+                extra={"ttl_s": settings.kms_cache_ttl},
+            )
         if ctx.kms is not None:
             await ctx.kms.start()
         import_handlers()
