@@ -294,6 +294,45 @@ def test_unusable_index_exits_2_with_one_line(tmp_path: Path, workers: int) -> N
     assert "Traceback" not in out + err
 
 
+_WORKER_SCRIPT = """
+import os, sys
+from sealstore import cli
+from sealstore.config import Settings
+settings = Settings.from_env(os.environ, None)
+object.__setattr__(settings, "data_dir", __import__("pathlib").Path(sys.argv[2]))
+object.__setattr__(settings, "workers", int(sys.argv[1]))
+sock = cli.bind_socket("127.0.0.1", 0)
+run = cli.run_worker if settings.workers == 1 else cli._supervise
+sys.exit(run(settings, sock))
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_that_cannot_open_the_store_exits_2_and_supervisor_stops(
+    tmp_path: Path, workers: int
+) -> None:
+    """Bypasses the parent's preflight (the store broke after it): a worker reports one line
+    and exits 2, and the supervisor stops instead of restarting it forever."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "sealstore.sqlite3").write_bytes(b"this is not an SQLite database" * 100)
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_SCRIPT, str(workers), str(data)],
+        env=base_env(),
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("sealstore: storage error")]
+    assert 1 <= len(lines) <= workers and "not a database" in lines[0]
+    assert "Traceback" not in err
+
+
 def test_read_only_data_dir_exits_2_with_one_line(tmp_path: Path, tiny_data_fs: Path) -> None:
     import subprocess
 
