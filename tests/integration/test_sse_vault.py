@@ -289,6 +289,9 @@ def test_wrong_secret_id_is_503_with_clear_message_and_heals(
         assert good.role_id not in json.dumps(response) + json.dumps(doc)
         # re-deploying the secret-id (here: issuing exactly that value) heals without restart
         openbao.api("POST", "auth/approle/role/my-role/custom-secret-id", {"secret_id": wrong})
+        # requests do not retry refused credentials themselves (user lockout); the background
+        # task does, with backoff capped at 30 s
+        srv.wait_ready(timeout=60)
         s3.put_object(Bucket="creds", Key="k", Body=b"healed", ServerSideEncryption="AES256")
         assert s3.get_object(Bucket="creds", Key="k")["Body"].read() == b"healed"
         srv.wait_ready(timeout=30)

@@ -510,14 +510,17 @@ def test_locked_out_role_says_so(private_openbao: OpenBao, approle) -> None:
     wrong = "00000000-1111-2222-3333-444444444444"
 
     async def main() -> None:
-        kms = VaultKMS(**{**creds.kms_kwargs(), "secret_id": wrong}, retry_min=60)
-        await kms.start()  # first failed login
-        try:
-            for _ in range(6):
+        # Requests never retry refused credentials themselves (that is what protects a running
+        # server from locking itself out), so hit the threshold the way it happens in the field:
+        # servers (re)started with a wrong secret-id, one login attempt each.
+        for _ in range(6):
+            kms = VaultKMS(**{**creds.kms_kwargs(), "secret_id": wrong}, retry_min=60)
+            await kms.start()  # one failed login
+            try:
                 with pytest.raises(KMSLoginError):
                     await kms.generate_key("my-minio-key", CTX)
-        finally:
-            await kms.close()
+            finally:
+                await kms.close()
         good = VaultKMS(**creds.kms_kwargs(), retry_min=60)
         await good.start()
         try:
@@ -526,6 +529,34 @@ def test_locked_out_role_says_so(private_openbao: OpenBao, approle) -> None:
             assert "permission denied" in str(info.value)
             assert isinstance(info.value, KMSUnavailableError)  # still 503: it heals later
             assert creds.secret_id not in str(info.value)
+        finally:
+            await good.close()
+
+    run(main())
+
+
+def test_requests_do_not_retry_refused_credentials(private_openbao: OpenBao, approle) -> None:
+    """A burst of requests against refused credentials makes no new login attempts: each one
+    would count towards Vault's user lockout. Observable on the real server: the role is not
+    locked out afterwards, so the right secret-id still logs in."""
+    creds = approle(server=private_openbao)
+    wrong = "00000000-1111-2222-3333-555555555555"
+
+    async def main() -> None:
+        kms = VaultKMS(**{**creds.kms_kwargs(), "secret_id": wrong}, retry_min=60)
+        await kms.start()  # exactly one failed login
+        try:
+            for _ in range(20):
+                with pytest.raises(KMSLoginError, match="invalid role or secret ID"):
+                    await kms.generate_key("my-minio-key", CTX)
+            assert kms._login_attempts == 1
+        finally:
+            await kms.close()
+        good = VaultKMS(**creds.kms_kwargs(), retry_min=60)
+        await good.start()
+        try:
+            key = await good.generate_key("my-minio-key", CTX)
+            assert len(key.plaintext) == 32
         finally:
             await good.close()
 

@@ -123,6 +123,7 @@ class VaultKMS:
         self.logins = 0
         self._login_attempts = 0
         self._login_failure: KMSError | None = None
+        self._login_refused_at = -math.inf
         self.renewals = 0
 
     def __repr__(self) -> str:
@@ -248,6 +249,7 @@ class VaultKMS:
         auth = data.get("auth") if status == 200 else None
         if not isinstance(auth, dict) or not auth.get("client_token"):
             failure = KMSLoginError(self._login_refused(status, data))
+            self._login_refused_at = time.monotonic()
             self.last_error = str(failure)
             self._healthy = False
             self._login_failure = failure
@@ -291,12 +293,26 @@ class VaultKMS:
         self._ttl = ttl
         self._deadline = time.monotonic() + ttl if ttl > 0 else math.inf
 
-    async def _ensure_token(self) -> str:
-        """Return a usable token, logging in (once, under a lock) when there is none."""
+    async def _ensure_token(self, *, background: bool = False) -> str:
+        """Return a usable token, logging in (once, under a lock) when there is none.
+
+        After Vault *refused* our credentials, requests do not try again themselves for
+        ``retry_max`` seconds: only the background task retries, with backoff. Every refused
+        login counts towards Vault's user lockout (default: 5 attempts lock the role-id out for
+        15 minutes, even for a later, valid secret-id), so a burst of requests must not turn
+        into a burst of logins.
+        """
         self._ensure_runtime()
         token = self._token
         if token is not None and time.monotonic() < self._deadline:
             return token
+        failed = self._login_failure
+        if (
+            not background
+            and isinstance(failed, KMSLoginError)
+            and time.monotonic() - self._login_refused_at < self._retry_max
+        ):
+            raise KMSLoginError(str(failed))
         assert self._lock is not None
         attempt = self._login_attempts
         async with self._lock:
@@ -388,7 +404,7 @@ class VaultKMS:
             try:
                 if self._token is None or time.monotonic() >= self._deadline:
                     try:
-                        await self._ensure_token()
+                        await self._ensure_token(background=True)
                         backoff = self._retry_min
                     except KMSError as exc:
                         log.warning("Vault login failed, retrying in %.1fs: %s", backoff, exc)
