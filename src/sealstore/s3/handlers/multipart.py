@@ -451,7 +451,7 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
             source = _bounded(body, MAX_PART_SIZE)
             if oek is not None:
                 # Own DARE stream per part: key HMAC(OEK, n), random nonce, seq from 0.
-                await sse.encrypt_part(oek, number, source, writer.write)
+                await sse.encrypt_part(oek, number, source, writer)
             else:
                 await _copy_into(writer, source)
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
@@ -540,7 +540,7 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
         writer = await storage.new_part_writer(upload, number)
         try:
             if dst_oek is not None:
-                await sse.encrypt_part(dst_oek, number, source(), writer.write)
+                await sse.encrypt_part(dst_oek, number, source(), writer)
             else:
                 await _copy_into(writer, source())
             if copied != length:
