@@ -11,7 +11,7 @@ import stat
 import subprocess
 import sys
 
-ROOTS = ["/etc", "/opt", "/var", "/srv", "/home", "/root", "/tmp", "/run", "/usr/local"]
+ROOTS = ["/etc", "/opt", "/var", "/srv", "/home", "/root", "/tmp", "/run", "/usr/local"]  # noqa: S108 - scanning /tmp for leaked secrets is the point
 MAX_BYTES = 64 << 20
 
 
@@ -42,7 +42,11 @@ def world_readable_files() -> list[str]:
                     st = os.lstat(path)
                 except OSError:
                     continue
-                if stat.S_ISREG(st.st_mode) and st.st_mode & stat.S_IROTH and st.st_size <= MAX_BYTES:
+                if (
+                    stat.S_ISREG(st.st_mode)
+                    and st.st_mode & stat.S_IROTH
+                    and st.st_size <= MAX_BYTES
+                ):
                     found.append(path)
     return found
 
@@ -56,7 +60,9 @@ def main() -> int:
                 data = fh.read()
         except OSError:
             continue
-        hits += [{"where": "file", "path": path, "secret": i} for i, s in enumerate(secrets) if s in data]
+        hits += [
+            {"where": "file", "path": path, "secret": i} for i, s in enumerate(secrets) if s in data
+        ]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, check=True).stdout
     hits += [{"where": "ps", "secret": i} for i, s in enumerate(secrets) if s in ps]
     for pid in os.listdir("/proc"):
@@ -66,8 +72,14 @@ def main() -> int:
                     cmd = fh.read()
             except OSError:
                 continue
-            hits += [{"where": "cmdline", "pid": int(pid), "secret": i} for i, s in enumerate(secrets) if s in cmd]
-    journal = subprocess.run(["journalctl", "--no-pager", "-o", "cat"], capture_output=True, check=False).stdout
+            hits += [
+                {"where": "cmdline", "pid": int(pid), "secret": i}
+                for i, s in enumerate(secrets)
+                if s in cmd
+            ]
+    journal = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "cat"], capture_output=True, check=False
+    ).stdout
     hits += [{"where": "journal", "secret": i} for i, s in enumerate(secrets) if s in journal]
     print(json.dumps({"secrets": len(secrets), "hits": hits}))
     return 0

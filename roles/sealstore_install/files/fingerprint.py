@@ -16,7 +16,10 @@ import sys
 def main() -> int:
     source, wheelhouse, extras, constraints = sys.argv[1:5]
     digest = hashlib.sha256(f"extras={extras}\n".encode())
-    files = [os.path.join(source, "pyproject.toml"), os.path.join(source, "requirements", "runtime.txt")]
+    files = [
+        os.path.join(source, "pyproject.toml"),
+        os.path.join(source, "requirements", "runtime.txt"),
+    ]
     if extras:
         files.append(constraints)
     for root, dirs, names in os.walk(os.path.join(source, "src")):
@@ -28,7 +31,11 @@ def main() -> int:
             digest.update(hashlib.sha256(fh.read()).digest())
     fingerprint = digest.hexdigest()[:32]
     tarball = os.path.join(wheelhouse, fingerprint, "wheelhouse.tar")
-    print(json.dumps({"fingerprint": fingerprint, "current": os.path.isfile(tarball), "tarball": tarball}))
+    print(
+        json.dumps(
+            {"fingerprint": fingerprint, "current": os.path.isfile(tarball), "tarball": tarball}
+        )
+    )
     return 0
 
 
