@@ -22,7 +22,7 @@ from sealstore.crypto import dare, keys, ranges
 from sealstore.crypto.context import encode_context
 
 if TYPE_CHECKING:
-    from sealstore.kms.base import KMS
+    from sealstore.kms.base import KMS, DataKey
 
 SSE_HEADER = "X-Amz-Server-Side-Encryption"
 SSE_AES256 = "AES256"
@@ -179,17 +179,7 @@ async def new_kms_object_key(
     re-added when the object is opened.
     """
     dk = await kms.generate_key(key_id, kms_context(bucket, key, client_context))
-    oek = keys.generate_object_key(dk.plaintext)
-    sealed = keys.seal_object_key(oek, dk.plaintext, DOMAIN_SSE_KMS, bucket, key)
-    meta = {
-        META_SEAL_ALGORITHM: sealed.algorithm,
-        META_IV: base64.b64encode(sealed.iv).decode(),
-        META_KMS_SEALED_KEY: base64.b64encode(sealed.key).decode(),
-        META_S3_KMS_KEY_ID: dk.key_id,
-        META_S3_KMS_SEALED_KEY: base64.b64encode(dk.ciphertext).decode(),
-        META_KMS_KIND: kms.kind,
-        META_FORMAT_VERSION: FORMAT_VERSION,
-    }
+    oek, meta = _seal_fresh_key(kms, dk, DOMAIN_SSE_KMS, META_KMS_SEALED_KEY, bucket, key)
     if client_context:
         meta[META_CONTEXT] = base64.b64encode(encode_context(dict(client_context))).decode()
     return oek, meta
@@ -207,12 +197,20 @@ async def new_object_key(kms: KMS, bucket: str, key: str) -> tuple[bytes, dict[s
     only sealed material and is what the storage layer persists beside the object.
     """
     dk = await kms.generate_key(kms.default_key_id, object_context(bucket, key))
+    return _seal_fresh_key(kms, dk, DOMAIN_SSE_S3, META_S3_SEALED_KEY, bucket, key)
+
+
+def _seal_fresh_key(
+    kms: KMS, dk: DataKey, domain: str, sealed_key_entry: str, bucket: str, key: str
+) -> tuple[bytes, dict[str, str]]:
+    """Derive a fresh OEK from ``dk`` and seal it to ``bucket/key``; SSE-S3 and SSE-KMS differ
+    only in the sealing domain and the metadata entry that holds the sealed key (§3.5)."""
     oek = keys.generate_object_key(dk.plaintext)
-    sealed = keys.seal_object_key(oek, dk.plaintext, DOMAIN_SSE_S3, bucket, key)
+    sealed = keys.seal_object_key(oek, dk.plaintext, domain, bucket, key)
     meta = {
         META_SEAL_ALGORITHM: sealed.algorithm,
         META_IV: base64.b64encode(sealed.iv).decode(),
-        META_S3_SEALED_KEY: base64.b64encode(sealed.key).decode(),
+        sealed_key_entry: base64.b64encode(sealed.key).decode(),
         META_S3_KMS_KEY_ID: dk.key_id,
         META_S3_KMS_SEALED_KEY: base64.b64encode(dk.ciphertext).decode(),
         META_KMS_KIND: kms.kind,
