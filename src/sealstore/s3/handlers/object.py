@@ -288,54 +288,46 @@ async def new_key(
     req: S3Request, bucket: str, key: str, choice: SSEChoice | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """KMS data key + sealed OEK, counting the KMS call and dropping readiness on outage."""
-    from sealstore.kms.base import KMSUnavailableError
-
     kms = req.ctx.kms
     if kms is None:
         raise kms_not_configured()
-    try:
+    async with _kms_call(req, "generate"):
         if choice is not None and choice.kind == sse.DOMAIN_SSE_KMS:
-            result = await sse.new_kms_object_key(
+            return await sse.new_kms_object_key(
                 kms, choice.key_id or kms.default_key_id, bucket, key, choice.context
             )
-        else:
-            result = await sse.new_object_key(kms, bucket, key)
-    except KMSUnavailableError as exc:
-        req.ctx.metrics.record_kms("generate", "error")
-        from sealstore.admin import mark_kms_failed
-
-        mark_kms_failed(req.ctx, str(exc))
-        raise
-    except Exception:
-        req.ctx.metrics.record_kms("generate", "error")
-        raise
-    req.ctx.metrics.record_kms("generate", "ok")
-    return result
+        return await sse.new_object_key(kms, bucket, key)
 
 
 async def open_key(req: S3Request, meta: ObjectMeta) -> bytes:
     """Recover the OEK of an encrypted object (one KMS decrypt)."""
-    from sealstore.kms.base import KMSUnavailableError
-
     kms = req.ctx.kms
     if kms is None:
         raise S3Error(
             "NotImplemented",
             "The object is encrypted but no KMS is configured on this server",
         )
-    try:
-        oek = await sse.open_object_key(kms, meta.internal, meta.bucket, meta.key)
-    except KMSUnavailableError as exc:
-        req.ctx.metrics.record_kms("decrypt", "error")
-        from sealstore.admin import mark_kms_failed
+    async with _kms_call(req, "decrypt"):
+        return await sse.open_object_key(kms, meta.internal, meta.bucket, meta.key)
 
+
+@contextlib.asynccontextmanager
+async def _kms_call(req: S3Request, op: str) -> AsyncIterator[None]:
+    """Count one KMS call in the metrics; an outage also drops readiness at once, so load
+    balancers stop sending SSE traffic before the next background self-test notices."""
+    from sealstore.admin import mark_kms_failed
+    from sealstore.kms.base import KMSUnavailableError
+
+    try:
+        yield
+    except KMSUnavailableError as exc:
+        req.ctx.metrics.record_kms(op, "error")
         mark_kms_failed(req.ctx, str(exc))
         raise
     except Exception:
-        req.ctx.metrics.record_kms("decrypt", "error")
+        req.ctx.metrics.record_kms(op, "error")
         raise
-    req.ctx.metrics.record_kms("decrypt", "ok")
-    return oek
+    req.ctx.metrics.record_kms(op, "ok")
 
 
 # Former private names, still imported by the multipart handlers.
