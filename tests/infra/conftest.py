@@ -15,7 +15,14 @@ from infra_lib import Deployment, inventory_source
 # Read-only suites first, then the faults. The secret suite (a -vvv converge and host scans)
 # runs inside the fault suite's final wait of more than two token periods, so those two
 # minutes are not spent idle: the last fault step sleeps only for what remains.
-_ORDER = ["test_vault", "test_storage", "test_client", "test_faults", "test_secrets"]
+_ORDER = [
+    "test_check_mode",
+    "test_vault",
+    "test_storage",
+    "test_client",
+    "test_faults",
+    "test_secrets",
+]
 _AFTER_SECRETS = {"test_06_still_encrypts_after_two_token_periods"}
 
 
