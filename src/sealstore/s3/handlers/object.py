@@ -354,7 +354,8 @@ def plaintext_stream(
         return storage.read(meta, offset, length)
 
     def read(stored_offset: int, stored_length: int) -> AsyncIterator[bytes]:
-        return storage.read(meta, stored_offset, stored_length)
+        # Package-aligned reads: each chunk is whole DARE packages (see sse.DECRYPT_BATCH_SIZE).
+        return storage.read(meta, stored_offset, stored_length, chunk_size=sse.DECRYPT_BATCH_SIZE)
 
     return sse.decrypt_range(oek, stored_parts(meta), offset, length, read)
 
