@@ -1,11 +1,12 @@
-"""sse.decrypt_range on the GET path: package-aligned batches (no decryptor carry-over), exact
-plaintext for whole objects and ranges, only touched packages read, tampering still caught."""
+"""sse.decrypt_range on the GET path: the decryptor is the read transform (one hop per chunk),
+exact plaintext for whole objects and ranges, only touched packages read, tampering caught."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sealstore.storage import FSBackend, ObjectMeta
 
 KEY = bytes(range(32))
 PAYLOAD = dare.PAYLOAD_SIZE
-PACKAGES_PER_BATCH = sse.DECRYPT_BATCH_SIZE // dare.PACKAGE_SIZE
+PACKAGES_PER_BATCH = 16
 
 
 async def _chunks(data: bytes, step: int = 65536) -> AsyncIterator[bytes]:
@@ -25,13 +26,18 @@ async def _chunks(data: bytes, step: int = 65536) -> AsyncIterator[bytes]:
 
 
 def _memory_reader(stored: bytes, chunk_size: int, log: list[tuple[int, int]]) -> sse.RangeReader:
-    """A RangeReader over bytes in memory that records every (offset, length) asked for."""
+    """A RangeReader over bytes in memory that records every (offset, length) asked for and
+    runs the transform in a worker thread, as the storage backend does."""
 
-    async def read(offset: int, length: int) -> AsyncIterator[bytes]:
+    async def read(
+        offset: int, length: int, transform: Callable[[bytes], bytes]
+    ) -> AsyncIterator[bytes]:
         log.append((offset, length))
         end = offset + length
         for pos in range(offset, end, chunk_size):
-            yield stored[pos : min(pos + chunk_size, end)]
+            out = await asyncio.to_thread(transform, stored[pos : min(pos + chunk_size, end)])
+            if out:
+                yield out
 
     return read
 
@@ -43,26 +49,19 @@ def _collect(stream: AsyncIterator[bytes]) -> list[bytes]:
     return asyncio.run(run())
 
 
-def test_batch_is_a_whole_number_of_packages_near_one_mib() -> None:
-    assert sse.DECRYPT_BATCH_SIZE % dare.PACKAGE_SIZE == 0
-    assert abs(sse.DECRYPT_BATCH_SIZE - (1 << 20)) < dare.PACKAGE_SIZE
-
-
-def test_aligned_reads_yield_whole_package_batches() -> None:
-    """With batch-sized reads every yielded chunk (but the last) is exactly the plaintext of
-    a full batch: nothing is carried over between batches. 1 MiB reads would not be."""
+def test_one_read_of_the_whole_stored_range_and_one_transform_per_chunk() -> None:
+    """The segment is asked for once; every chunk goes through the decryptor exactly once."""
     data = os.urandom(5 * PACKAGES_PER_BATCH * PAYLOAD + 12345)
     stored = dare.encrypt(KEY, data)
     log: list[tuple[int, int]] = []
-    read = _memory_reader(stored, sse.DECRYPT_BATCH_SIZE, log)
+    read = _memory_reader(stored, sse.DECRYPT_READ_SIZE, log)
     out = _collect(sse.decrypt_range(KEY, [sse.StoredPart(None, len(data))], 0, len(data), read))
     assert b"".join(out) == data
-    assert [len(c) for c in out[:-1]] == [PACKAGES_PER_BATCH * PAYLOAD] * 5
-    assert len(out[-1]) == 12345
     assert log == [(0, len(stored))]
+    assert len(out) == -(-len(stored) // sse.DECRYPT_READ_SIZE)
 
 
-@pytest.mark.parametrize("chunk_size", [sse.DECRYPT_BATCH_SIZE, 1 << 20, 4096])
+@pytest.mark.parametrize("chunk_size", [sse.DECRYPT_READ_SIZE, 16 * dare.PACKAGE_SIZE, 4096])
 @pytest.mark.parametrize(
     ("offset", "length"),
     [(0, 1), (PAYLOAD - 1, 2), (3 * PAYLOAD, PAYLOAD), (1_000_003, 2_200_000), (0, 3_300_000)],
@@ -86,14 +85,15 @@ def test_ranges_are_exact_and_read_only_touched_packages(
 def test_tampered_package_in_a_later_batch_fails() -> None:
     data = os.urandom(3 * PACKAGES_PER_BATCH * PAYLOAD)
     stored = bytearray(dare.encrypt(KEY, data))
-    stored[2 * sse.DECRYPT_BATCH_SIZE + 100] ^= 1
-    read = _memory_reader(bytes(stored), sse.DECRYPT_BATCH_SIZE, [])
+    stored[2 * sse.DECRYPT_READ_SIZE + 100] ^= 1
+    read = _memory_reader(bytes(stored), sse.DECRYPT_READ_SIZE, [])
     with pytest.raises(dare.DareError, match="authentication failed"):
         _collect(sse.decrypt_range(KEY, [sse.StoredPart(None, len(data))], 0, len(data), read))
 
 
 def test_real_storage_read_with_batch_chunks_round_trips(tmp_path: Path) -> None:
-    """Through the real FS backend, as the GET handler reads it (chunk_size = batch)."""
+    """Through the real FS backend, as the GET handler reads it (chunk_size = read size, the
+    decryptor as read transform): decryption runs in storage threads, never on the loop."""
     data = os.urandom(2 * PACKAGES_PER_BATCH * PAYLOAD + 777)
 
     async def main() -> tuple[bytes, bytes]:
@@ -103,15 +103,20 @@ def test_real_storage_read_with_batch_chunks_round_trips(tmp_path: Path) -> None
                 await sse.encrypt_stream(KEY, _chunks(data), w)
                 meta = await w.commit(ObjectMeta(bucket="bkt", key="obj", size=len(data)))
 
-            def read(off: int, n: int) -> AsyncIterator[bytes]:
-                return b.read(meta, off, n, chunk_size=sse.DECRYPT_BATCH_SIZE)
+            def read(off: int, n: int, transform: Callable[[bytes], bytes]) -> AsyncIterator[bytes]:
+                def in_thread(data: bytes) -> bytes:
+                    threads.add(threading.current_thread().name)
+                    return transform(data)
+
+                return b.read(meta, off, n, chunk_size=sse.DECRYPT_READ_SIZE, transform=in_thread)
 
             parts = [sse.StoredPart(None, len(data))]
             whole = [c async for c in sse.decrypt_range(KEY, parts, 0, len(data), read)]
             tail = [c async for c in sse.decrypt_range(KEY, parts, len(data) - 900, 900, read)]
-            assert [len(c) for c in whole] == [PACKAGES_PER_BATCH * PAYLOAD] * 2 + [777]
             return b"".join(whole), b"".join(tail)
 
+    threads: set[str] = set()
     whole, tail = asyncio.run(main())
+    assert threads and threading.main_thread().name not in threads  # AES never on the loop
     assert whole == data
     assert tail == data[-900:]

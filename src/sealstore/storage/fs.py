@@ -60,6 +60,17 @@ DEFAULT_GC_GRACE_S = 60.0
 _WRITE_BUFFER = 1 << 20  # coalesce small writes so each thread hop moves ~1 MiB
 
 
+def _pread_via(
+    fd: int, size: int, pos: int, transform: Callable[[bytes], bytes] | None
+) -> tuple[int, bytes]:
+    """Read up to ``size`` bytes at ``pos`` and apply ``transform`` in the same (storage
+    thread) call; return (bytes read, result). A zero count means end of file."""
+    data = os.pread(fd, size, pos)
+    if not data or transform is None:
+        return len(data), data
+    return len(data), transform(data)
+
+
 class FSBackend:
     """Storage backend on a local directory; safe to share between processes."""
 
@@ -242,8 +253,13 @@ class FSBackend:
         offset: int = 0,
         length: int | None = None,
         chunk_size: int = 1 << 20,
+        transform: Callable[[bytes], bytes] | None = None,
     ) -> AsyncIterator[bytes]:
         """Stream stored bytes [offset, offset+length) across the object's data files.
+
+        ``transform`` (e.g. a DARE decryptor's ``update``) runs on each chunk in the same
+        storage thread call as its read and its non-empty results are yielded instead: one
+        thread hop per chunk for an encrypted GET rather than one to read and one to decrypt.
 
         Nothing is opened until the first iteration; then all touched files are opened at
         once, so the bytes stay those of `meta` even if the object is replaced meanwhile.
@@ -253,7 +269,7 @@ class FSBackend:
             raise ValueError("offset and length must not be negative")
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
-        return self._read(meta, offset, length, chunk_size)
+        return self._read(meta, offset, length, chunk_size, transform)
 
     @staticmethod
     def _segments(meta: ObjectMeta, offset: int, length: int | None) -> list[tuple[int, int, int]]:
@@ -276,7 +292,12 @@ class FSBackend:
         return out
 
     async def _read(
-        self, meta: ObjectMeta, offset: int, length: int | None, chunk_size: int
+        self,
+        meta: ObjectMeta,
+        offset: int,
+        length: int | None,
+        chunk_size: int,
+        transform: Callable[[bytes], bytes] | None,
     ) -> AsyncIterator[bytes]:
         segments = self._segments(meta, offset, length)
         if not segments:
@@ -291,14 +312,17 @@ class FSBackend:
             for i, start, count in segments:
                 pos, remaining = start, count
                 while remaining:
-                    data = await self._run(os.pread, fds[i], min(chunk_size, remaining), pos)
-                    if not data:
+                    n, data = await self._run(
+                        _pread_via, fds[i], min(chunk_size, remaining), pos, transform
+                    )
+                    if not n:
                         raise StorageError(
                             f"object {meta.bucket}/{meta.key}: data file shorter than indexed"
                         )
-                    pos += len(data)
-                    remaining -= len(data)
-                    yield data
+                    pos += n
+                    remaining -= n
+                    if data:
+                        yield data
         finally:
             for fd in opened:
                 os.close(fd)  # closing a regular file does not block
