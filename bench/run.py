@@ -7,7 +7,12 @@ MinIO KMS quickstart), one real ``sealstore server`` per configuration (one work
 its own core), wrk (C) for small objects and a streaming Python client for 64 MiB objects
 (pinned to the other core). Every process started is stopped before exit.
 
-    python bench/run.py [--seconds 3] [--output FILE] [--json FILE]
+    python bench/run.py [--seconds 3] [--output FILE] [--json FILE] [--baseline-src DIR]
+
+``--baseline-src OTHER/src`` also runs every configuration from another sealstore tree (for
+example a worktree of the previous commit) in the same run, interleaved with this one, and
+prints this tree's rates as ratios of the baseline's: a before/after measured under the same
+host load, which timings from two separate runs cannot give.
 """
 
 from __future__ import annotations
@@ -119,6 +124,28 @@ def _ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "n/a"
 
 
+BASELINE_SUFFIX = "@baseline"
+
+
+def render_baseline(results: dict) -> str:
+    """This tree vs the ``--baseline-src`` tree, per configuration and size (same run)."""
+    lines = [
+        "| configuration | size | PUT MiB/s this / baseline | GET MiB/s this / baseline | "
+        "PUT ratio | GET ratio |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, _kind, title in CONFIGS:
+        for label, *_ in SIZES:
+            this, base = results[name][label], results[name + BASELINE_SUFFIX][label]
+            lines.append(
+                f"| {title} | {label} | {this['PUT'].mib_per_s:.1f} / {base['PUT'].mib_per_s:.1f}"
+                f" | {this['GET'].mib_per_s:.1f} / {base['GET'].mib_per_s:.1f} | "
+                f"{_ratio(this['PUT'].mib_per_s, base['PUT'].mib_per_s)} | "
+                f"{_ratio(this['GET'].mib_per_s, base['GET'].mib_per_s)} |"
+            )
+    return "\n".join(lines)
+
+
 def render(results: dict, aes: float, dare_enc: float, dare_dec: float, meta: dict) -> str:
     lines = [
         "| configuration | size | PUT MiB/s | PUT ops/s | GET MiB/s | GET ops/s | "
@@ -174,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="rounds; the best cell is kept")
     parser.add_argument("--output", help="also write the Markdown table to this file")
     parser.add_argument("--json", help="write raw numbers as JSON to this file")
+    parser.add_argument(
+        "--baseline-src",
+        help="src/ of another sealstore tree to run beside this one (before/after ratios)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline_src and not os.path.isdir(os.path.join(args.baseline_src, "sealstore")):
+        print(f"bench: {args.baseline_src} has no sealstore package", file=sys.stderr)
+        return 2
     if not shutil.which("wrk"):
         print("bench: wrk not found (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -192,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, kind, _title in CONFIGS:
             print(f"bench: starting server {name}", file=sys.stderr, flush=True)
             servers[name] = sealstore_proc.start(name, kind, workdir, server_cpus, bao)
+            if args.baseline_src:
+                base = name + BASELINE_SUFFIX
+                print(f"bench: starting server {base}", file=sys.stderr, flush=True)
+                servers[base] = sealstore_proc.start(
+                    base, kind, workdir, server_cpus, bao, src=os.path.abspath(args.baseline_src)
+                )
         results = measure_all(servers, args.seconds, args.repeat, workdir, client_cpus)
     finally:
         procs.stop_all()
@@ -209,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_end": os.getloadavg()[0],
     }
     table = render(results, aes, dare_enc, dare_dec, meta)
+    if args.baseline_src:
+        table += "\n\nThis tree against " + args.baseline_src + " (same run):\n\n"
+        table += render_baseline(results)
     print(table)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:

@@ -27,8 +27,14 @@ class Server:
     log: str
 
 
-def start(name: str, kind: str, workdir: str, cpus: str | None, bao=None) -> Server:
-    """kind: "plain" | "master-key" | "vault" (needs ``bao`` from bao_launcher.start)."""
+def start(
+    name: str, kind: str, workdir: str, cpus: str | None, bao=None, src: str | None = None
+) -> Server:
+    """kind: "plain" | "master-key" | "vault" (needs ``bao`` from bao_launcher.start).
+
+    ``src`` is the ``src/`` directory of the sealstore tree to run (default: this checkout);
+    ``--baseline-src`` uses it to run an older tree beside this one in the same run.
+    """
     port = procs.free_port()
     data = os.path.join(workdir, f"data-{name}")
     os.makedirs(data, mode=0o700, exist_ok=True)
@@ -36,7 +42,7 @@ def start(name: str, kind: str, workdir: str, cpus: str | None, bao=None) -> Ser
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": workdir,
-        "PYTHONPATH": os.path.join(REPO, "src"),
+        "PYTHONPATH": src or os.path.join(REPO, "src"),
         "MINIO_ROOT_USER": access,
         "MINIO_ROOT_PASSWORD": secret,
         "SEALSTORE_LOG_LEVEL": "warning",
