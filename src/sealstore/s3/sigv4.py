@@ -48,6 +48,8 @@ from .sigv4_parse import (
     query_params,
 )
 
+# The constants, PayloadMode and the canonical helpers are re-exported: they are the SigV4
+# vocabulary .body, .chunked and callers outside s3/ import from here.
 __all__ = [
     "ALGORITHM",
     "EMPTY_SHA256",
