@@ -17,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sealstore.s3.sigv4 import Credentials, presign_url
+from sealstore.client.signing import Credentials, presign_url
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LUA = os.path.join(HERE, "presigned.lua")

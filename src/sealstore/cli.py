@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sealstore`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "client":
-        from sealstore import client  # imported lazily: the server does not need boto3
+        from sealstore.client import cli  # imported lazily: the server does not need boto3
 
-        return int(client.main(args_list[1:]) or 0)
+        return int(cli.main(args_list[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "version":

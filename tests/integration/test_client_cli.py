@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sealstore import client_content
+from sealstore.client import content as client_content
 from tests.integration.server import (
     REPO,
     ROOT_PASSWORD,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sealstore.client_scan import scan_dir
+from sealstore.client.scan import scan_dir
 from tests.integration.server import REGION, ROOT_PASSWORD, ROOT_USER, ServerProcess, base_env
 
 MASTER_KEY = "clients-key:" + hashlib.sha256(b"third-party clients master").hexdigest()

@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from sealstore import sse
-from sealstore.client_scan import Leak, scan_dir
+from sealstore.client.scan import Leak, scan_dir
 from sealstore.crypto import dare
 from tests.integration.server import (
     REGION,

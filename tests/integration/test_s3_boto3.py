@@ -516,7 +516,7 @@ def test_unknown_subresource_is_not_implemented(s3, bucket: str) -> None:
 
 
 def test_no_plaintext_at_rest(mk_server: ServerProcess, s3, bucket: str) -> None:
-    from sealstore.client_scan import scan_dir
+    from sealstore.client.scan import scan_dir
 
     data = body_of(5 * PKG + 99, "at-rest")
     s3.put_object(Bucket=bucket, Key="rest", Body=data, ServerSideEncryption="AES256")

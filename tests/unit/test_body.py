@@ -40,18 +40,16 @@ from cryptography.x509.oid import NameOID
 from minio import Minio
 from multidict import CIMultiDict
 
+from sealstore.client.chunked_encoder import encode_aws_chunked
+from sealstore.client.signing import Credentials, presign_url, sign_request
 from sealstore.s3.body import RequestBody
 from sealstore.s3.checksums import new_checksum
-from sealstore.s3.chunked import encode_aws_chunked
 from sealstore.s3.errors import S3Error
 from sealstore.s3.sigv4 import (
     AuthResult,
-    Credentials,
     PayloadMode,
     authenticate,
     derive_signing_key,
-    presign_url,
-    sign_request,
 )
 
 AK = "AKIAIOSFODNN7EXAMPLE"

@@ -19,7 +19,8 @@ from aiohttp.streams import StreamReader
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 from multidict import CIMultiDict
 
-from sealstore.s3.chunked import AwsChunkedDecoder, encode_aws_chunked
+from sealstore.client.chunked_encoder import encode_aws_chunked
+from sealstore.s3.chunked import AwsChunkedDecoder
 from sealstore.s3.errors import S3Error
 from sealstore.s3.sigv4 import AuthResult, PayloadMode, authenticate, derive_signing_key
 

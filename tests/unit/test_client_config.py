@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealstore.client_config import (
+from sealstore.client.config import (
     ClientConfigError,
     human_size,
     load_credentials,

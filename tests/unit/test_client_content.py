@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
-from sealstore import client_content as cc
+from sealstore.client import content as cc
 
 
 def test_generate_is_deterministic_and_random_access():

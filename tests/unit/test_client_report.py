@@ -7,9 +7,10 @@ import json
 import botocore.exceptions
 import pytest
 
-from sealstore import client, client_content
-from sealstore.client_roundtrip import Check, ObjectRecord, Report
-from sealstore.client_s3 import KMSStatus, _normalise_status, describe_error
+from sealstore.client import cli
+from sealstore.client import content as client_content
+from sealstore.client.endpoint import KMSStatus, _normalise_status, describe_error
+from sealstore.client.report import Check, ObjectRecord, Report
 
 
 def _report(checks, objects=(), key="my-minio-key"):
@@ -26,7 +27,7 @@ def _obj(size, sse="AES256"):
 
 def test_summary_ok_line_has_counts_size_sse_and_key():
     rep = _report([Check("put", True), Check("get", True)], [_obj(13212113), _obj(1)])
-    line = client.summary_line(rep)
+    line = cli.summary_line(rep)
     assert line.startswith("OK sealstore roundtrip: 2/2 checks, 2 objects, 12.6 MiB, sse=AES256,")
     assert "kms-key=my-minio-key" in line and "endpoint=http://127.0.0.1:9000" in line
     assert rep.ok
@@ -37,7 +38,7 @@ def test_summary_fail_line_names_first_failure():
         [Check("put", True), Check("head", False, "x-amz-server-side-encryption=absent", "k1")],
         [_obj(1, sse=None)],
     )
-    line = client.summary_line(rep)
+    line = cli.summary_line(rep)
     assert line.startswith("FAIL sealstore roundtrip: head k1: x-amz-server-side-encryption=absent")
     assert "1/2 checks" in line
     assert not rep.ok
@@ -47,7 +48,7 @@ def test_fatal_and_empty_reports_fail():
     rep = _report([])
     assert not rep.ok
     rep.fatal = "endpoint unreachable: http://x (connection refused)"
-    assert client.summary_line(rep).startswith("FAIL sealstore roundtrip: endpoint unreachable")
+    assert cli.summary_line(rep).startswith("FAIL sealstore roundtrip: endpoint unreachable")
 
 
 def test_json_document_fields():
@@ -102,15 +103,13 @@ def test_describe_error_lines():
 def test_scan_subcommand_exit_codes_and_json(tmp_path, capsys):
     size = 100000
     (tmp_path / "clean").write_bytes(client_content.generate("other", 0, 50000))
-    assert (
-        client.main(["scan", "--data-dir", str(tmp_path), "--seed", "s1", "--size", str(size)]) == 0
-    )
+    assert cli.main(["scan", "--data-dir", str(tmp_path), "--seed", "s1", "--size", str(size)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK sealstore scan: no plaintext at rest; 1 files, 48.8 KiB in ")
     assert out.rstrip().endswith("16-byte plaintext runs of seed=s1 size=100000")
     leak = client_content.generate("s1", 777, 40)
     (tmp_path / "leaky").write_bytes(b"header" + leak)
-    rc = client.main(
+    rc = cli.main(
         ["scan", "--data-dir", str(tmp_path), "--seed", "s1", "--size", "97.65625KiB", "--json"]
     )
     captured = capsys.readouterr()
@@ -127,20 +126,18 @@ def test_scan_subcommand_exit_codes_and_json(tmp_path, capsys):
 
 
 def test_scan_missing_dir_and_bad_size(tmp_path, capsys):
-    assert (
-        client.main(["scan", "--data-dir", str(tmp_path / "x"), "--seed", "s", "--size", "9"]) == 1
-    )
+    assert cli.main(["scan", "--data-dir", str(tmp_path / "x"), "--seed", "s", "--size", "9"]) == 1
     assert "not a directory" in capsys.readouterr().out
-    assert client.main(["scan", "--data-dir", str(tmp_path), "--seed", "s", "--size", "9XB"]) == 1
+    assert cli.main(["scan", "--data-dir", str(tmp_path), "--seed", "s", "--size", "9XB"]) == 1
     assert "invalid size" in capsys.readouterr().out
 
 
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as err:
-        client.main(["roundtrip"])
+        cli.main(["roundtrip"])
     assert err.value.code == 2
     with pytest.raises(SystemExit):
-        client.main(["roundtrip", "--endpoint", "http://x", "--secret", "s"])
+        cli.main(["roundtrip", "--endpoint", "http://x", "--secret", "s"])
 
 
 def test_roundtrip_bad_mode_and_no_credentials(monkeypatch, capsys):
@@ -151,9 +148,9 @@ def test_roundtrip_bad_mode_and_no_credentials(monkeypatch, capsys):
         "MINIO_ROOT_PASSWORD",
     ):
         monkeypatch.delenv(var, raising=False)
-    assert client.main(["roundtrip", "--endpoint", "http://127.0.0.1:9"]) == 1
+    assert cli.main(["roundtrip", "--endpoint", "http://127.0.0.1:9"]) == 1
     assert capsys.readouterr().out.startswith("FAIL sealstore roundtrip: no credentials")
     monkeypatch.setenv("MINIO_ROOT_USER", "u")
     monkeypatch.setenv("MINIO_ROOT_PASSWORD", "p")
-    assert client.main(["roundtrip", "--endpoint", "http://127.0.0.1:9", "--modes", "sse-c"]) == 1
+    assert cli.main(["roundtrip", "--endpoint", "http://127.0.0.1:9", "--modes", "sse-c"]) == 1
     assert "unknown mode 'sse-c'" in capsys.readouterr().out

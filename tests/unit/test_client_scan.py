@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from sealstore import client_content
-from sealstore.client_scan import scan_dir, scan_seed
+from sealstore.client import content as client_content
+from sealstore.client.scan import scan_dir, scan_seed
 
 SEED = "unit-seed"
 
@@ -163,7 +163,7 @@ def test_earliest_leak_of_a_file_is_reported(tmp_path):
 @pytest.mark.parametrize("index_bytes", [1 << 20, 4096, 1000])
 def test_several_targets_in_shared_passes(tmp_path, index_bytes):
     """Targets packed into one index (or split over many passes) are told apart."""
-    from sealstore.client_scan import scan_targets, seed_target
+    from sealstore.client.scan import scan_targets, seed_target
 
     sizes = {"t1": 5000, "t2": 12000, "t3": 800, "tiny": 10}
     targets = [seed_target(f"seed-{n}", sz, n) for n, sz in sizes.items()]

@@ -13,16 +13,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from multidict import CIMultiDict
 
+from sealstore.client.signing import Credentials, presign_url, sign_request
 from sealstore.s3.errors import S3Error
 from sealstore.s3.sigv4 import (
     AuthResult,
-    Credentials,
     PayloadMode,
     authenticate,
     canonical_query,
     canonical_uri,
-    presign_url,
-    sign_request,
 )
 
 AK = "AKIAIOSFODNN7EXAMPLE"

@@ -1,4 +1,4 @@
-"""Streaming decoder (and encoder) for S3 ``aws-chunked`` request bodies.
+"""Streaming decoder for S3 ``aws-chunked`` request bodies.
 
 Clients that cannot hash a body before sending it (boto3 with flexible checksums, the Go and
 Java SDKs, minio clients) frame it as ``<hex-size>[;chunk-signature=<sig>]\\r\\n<data>\\r\\n``
@@ -19,19 +19,18 @@ import asyncio
 import hashlib
 import hmac
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from aiohttp.http_exceptions import LineTooLong
 
 from .errors import S3Error
-from .sigv4 import EMPTY_SHA256, AuthResult, PayloadMode
+from .sigv4 import EMPTY_SHA256, AuthResult
 
 __all__ = [
     "AwsChunkedDecoder",
     "ChunkStream",
     "chunk_signature",
-    "encode_aws_chunked",
     "trailer_signature",
 ]
 
@@ -285,48 +284,3 @@ class AwsChunkedDecoder:
         elif signature is not None:
             raise S3Error("MalformedTrailerError", "Unsigned trailers must not carry a signature.")
         self.trailers = received
-
-
-def encode_aws_chunked(
-    chunks: Iterable[bytes],
-    mode: PayloadMode,
-    *,
-    signing_key: bytes = b"",
-    seed_signature: str = "",
-    amz_date: str = "",
-    scope: str = "",
-    trailers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
-) -> Iterator[bytes]:
-    """Frame ``chunks`` as an ``aws-chunked`` body in ``mode`` (what a client sends).
-
-    ``trailers`` may be a callable evaluated after the last chunk, so a checksum can be computed
-    while streaming.  Empty input chunks are skipped (a zero-size chunk ends the body).
-    """
-    if not mode.is_streaming:
-        raise ValueError(f"{mode} is not an aws-chunked mode")
-    signed = mode.chunks_signed
-    previous = seed_signature
-    for data in chunks:
-        if not data:
-            continue
-        if signed:
-            previous = chunk_signature(
-                signing_key, amz_date, scope, previous, hashlib.sha256(data).hexdigest()
-            )
-            yield f"{len(data):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
-        else:
-            yield f"{len(data):x}\r\n".encode() + data + b"\r\n"
-    if signed:
-        previous = chunk_signature(signing_key, amz_date, scope, previous, EMPTY_SHA256)
-        yield f"0;chunk-signature={previous}\r\n".encode()
-    else:
-        yield b"0\r\n"
-    if not mode.has_trailer:
-        yield b"\r\n"
-        return
-    resolved = dict(trailers() if callable(trailers) else (trailers or {}))
-    out = b"".join(f"{k}:{v}\r\n".encode() for k, v in resolved.items())
-    if signed:
-        sig = trailer_signature(signing_key, amz_date, scope, previous, resolved)
-        out += f"{TRAILER_SIGNATURE}:{sig}\r\n".encode()
-    yield out + b"\r\n"

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from sealstore import client_content
+from sealstore.client import content
 
 MIN_RUN = 16
 BLOCK = 8
@@ -319,7 +319,7 @@ def scan_dir(data_dir: str, source: PlainSource, size: int, **kwargs: int) -> Sc
 
 def seed_target(seed: str, size: int, name: str | None = None) -> Target:
     """The round-trip object regenerated from ``seed`` and ``size``."""
-    return Target(name or seed, lambda off, n: client_content.generate(seed, off, n), size)
+    return Target(name or seed, lambda off, n: content.generate(seed, off, n), size)
 
 
 def scan_seed(data_dir: str, seed: str, size: int, **kwargs: int) -> ScanResult:

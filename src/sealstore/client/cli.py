@@ -22,8 +22,8 @@ import os
 import sys
 from typing import TextIO
 
-from sealstore import client_scan_cli
-from sealstore.client_config import (
+from sealstore.client import scan_cli
+from sealstore.client.config import (
     DEFAULT_SIZES,
     ClientConfigError,
     Credentials,
@@ -36,8 +36,9 @@ from sealstore.client_config import (
     parse_sizes,
     read_env_file,
 )
-from sealstore.client_roundtrip import Options, Report, RoundTrip
-from sealstore.client_s3 import FatalClientError, fetch_kms_status, make_s3
+from sealstore.client.endpoint import FatalClientError, fetch_kms_status, make_s3
+from sealstore.client.report import Report
+from sealstore.client.roundtrip import Options, RoundTrip
 
 DEFAULT_MODES = "sse-s3,bucket-default"
 _CRED_HELP = (
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave objects and buckets in place (for `scan` on the storage host)",
     )
 
-    client_scan_cli.add_parser(sub)
+    scan_cli.add_parser(sub)
 
     ks = sub.add_parser("kms-status", help="print the server's KMS self-test", epilog=_CRED_HELP)
     _common(ks)
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     commands = {
         "roundtrip": cmd_roundtrip,
-        "scan": client_scan_cli.run,
+        "scan": scan_cli.run,
         "kms-status": cmd_kms_status,
     }
     try:

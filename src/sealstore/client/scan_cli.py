@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from sealstore.client_config import ClientConfigError, human_size, parse_size
-from sealstore.client_scan import (
+from sealstore.client.config import ClientConfigError, human_size, parse_size
+from sealstore.client.scan import (
     DEFAULT_INDEX_BYTES,
     MIN_RUN,
     ScanResult,

@@ -10,49 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sealstore import client_content
-from sealstore.client_config import Credentials
-from sealstore.client_s3 import (
+from sealstore.client import content
+from sealstore.client.config import Credentials
+from sealstore.client.endpoint import (
     FatalClientError,
-    KMSStatus,
     describe_error,
     error_code,
     fetch_kms_status,
 )
+from sealstore.client.report import Check, ObjectRecord, Report
 
 SSE = "AES256"
 MIN_PART = 5 << 20
 PACKAGE = 65536
-
-
-@dataclass
-class Check:
-    """One verified property."""
-
-    name: str
-    ok: bool
-    detail: str = ""
-    object: str | None = None
-
-
-@dataclass
-class ObjectRecord:
-    """What was uploaded, so automation (and ``scan``) can find and regenerate it."""
-
-    bucket: str
-    key: str
-    mode: str
-    size: int
-    seed: str
-    sha256: str
-    md5: str
-    multipart: bool = False
-    parts: int = 1
-    etag: str | None = None
-    sse: str | None = None
 
 
 @dataclass
@@ -69,49 +42,6 @@ class Options:
     bucket: str | None = None
     ca_bundle: str | None = None
     seed: str | None = None
-
-
-@dataclass
-class Report:
-    """Everything the run did; serialised as the --json document."""
-
-    endpoint: str
-    region: str
-    seed: str
-    buckets: list[str] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    objects: list[ObjectRecord] = field(default_factory=list)
-    kms: KMSStatus | None = None
-    fatal: str | None = None
-    kept: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.fatal is None and all(c.ok for c in self.checks) and bool(self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
-
-    def to_json(self) -> dict[str, Any]:
-        kms = None
-        if self.kms is not None:
-            kms = {k: v for k, v in asdict(self.kms).items() if k != "raw"}
-            kms["status"] = self.kms.raw
-        return {
-            "ok": self.ok,
-            "endpoint": self.endpoint,
-            "region": self.region,
-            "seed": self.seed,
-            "buckets": self.buckets,
-            "kept": self.kept,
-            "fatal": self.fatal,
-            "kms": kms,
-            "kms_key_id": self.kms.key_id if self.kms else None,
-            "checks": [asdict(c) for c in self.checks],
-            "objects": [asdict(o) for o in self.objects],
-            "bytes": sum(o.size for o in self.objects),
-        }
 
 
 def _sse_of(response: dict[str, Any]) -> str | None:
@@ -141,7 +71,7 @@ class RoundTrip:
         self.s3 = s3
         self.creds = creds
         self.opts = opts
-        self.report = Report(opts.endpoint, opts.region, opts.seed or client_content.new_seed())
+        self.report = Report(opts.endpoint, opts.region, opts.seed or content.new_seed())
         self._index = 0
         self._created: list[str] = []
         self._usable: dict[str, bool] = {}
@@ -243,11 +173,11 @@ class RoundTrip:
         )
 
     def _new_record(self, bucket: str, mode: str, size: int, multipart: bool) -> ObjectRecord:
-        seed = client_content.object_seed(self.report.seed, self._index)
+        seed = content.object_seed(self.report.seed, self._index)
         self._index += 1
         kind = "multipart" if multipart else "single"
         key = f"sealstore-roundtrip/{self.report.seed}/{mode}/{kind}-{size}"
-        sha, md5 = client_content.digests(seed, size)
+        sha, md5 = content.digests(seed, size)
         return ObjectRecord(bucket, key, mode, size, seed, sha, md5, multipart)
 
     def _put_args(self, mode: str) -> dict[str, Any]:
@@ -255,7 +185,7 @@ class RoundTrip:
 
     def _single_put(self, bucket: str, mode: str, size: int) -> ObjectRecord | None:
         rec = self._new_record(bucket, mode, size, multipart=False)
-        body = client_content.ContentReader(rec.seed, size)
+        body = content.ContentReader(rec.seed, size)
         resp = self._call(
             "put",
             rec.key,
@@ -295,7 +225,7 @@ class RoundTrip:
         number = 1
         while offset < size or number == 1:
             n = min(part_size, size - offset)
-            data = client_content.generate(rec.seed, offset, n)
+            data = content.generate(rec.seed, offset, n)
             md5s += hashlib.md5(data, usedforsecurity=False).digest()
             resp = self._call(
                 "multipart",
@@ -393,7 +323,7 @@ class RoundTrip:
             if resp is None:
                 continue
             body = resp["Body"].read()
-            want = client_content.generate(rec.seed, first, last - first + 1)
+            want = content.generate(rec.seed, first, last - first + 1)
             content_range = resp.get("ContentRange", "")
             ok = body == want and content_range == f"bytes {first}-{last}/{size}"
             self._check(

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealstore.client_config import Credentials
+from sealstore.client.config import Credentials
 
 KMS_STATUS_PATH = "/minio/kms/v1/key/status"
 _CREDENTIAL_CODES = {
