@@ -1,289 +1,34 @@
-"""aiohttp application: path-style routing, SigV4 on every request, S3 errors, access log.
+"""aiohttp application: one dispatcher for every request, and the process lifecycle.
 
 One catch-all route sends every request through :func:`dispatch`, which (1) answers the
-admin endpoints under ``/minio/``, (2) authenticates with SigV4, (3) picks the operation from
-method + bucket/key + query subresources, (4) turns every failure into an S3 XML error with
-the request id, and (5) logs one structured line. Keeping this in one place means no handler
-can forget authentication, error mapping or logging.
+admin endpoints under ``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4
+(``s3/auth.py``), (3) picks the operation and its handler (``s3/routing.py``), (4) turns every
+failure into an S3 XML error with the request id, and (5) logs one structured line. Keeping
+this in one place means no handler can forget authentication, error mapping or logging.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from aiohttp import web
 
+from sealstore.kms import health
+from sealstore.s3 import admin_api
+from sealstore.s3.auth import authenticate
 from sealstore.s3.context import AppContext, S3Request, new_request_id
 from sealstore.s3.errors import S3Error
+from sealstore.s3.routing import handler_for, select_operation, split_path
 from sealstore.s3.xml import MalformedXMLError
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
 
-Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
-
 SERVER_NAME = "sealstore"
 APP_CTX_KEY = web.AppKey("sealstore_ctx", AppContext)
-
-# Query parameters that select a different S3 operation ("subresources"). A request naming
-# one we do not implement gets NotImplemented instead of silently acting as a plain GET/PUT.
-KNOWN_SUBRESOURCES = frozenset(
-    {
-        "accelerate",
-        "acl",
-        "analytics",
-        "attributes",
-        "cors",
-        "delete",
-        "encryption",
-        "intelligent-tiering",
-        "inventory",
-        "legal-hold",
-        "lifecycle",
-        "list-type",
-        "location",
-        "logging",
-        "metrics",
-        "notification",
-        "object-lock",
-        "ownershipControls",
-        "partNumber",
-        "policy",
-        "policyStatus",
-        "publicAccessBlock",
-        "replication",
-        "requestPayment",
-        "restore",
-        "retention",
-        "select",
-        "tagging",
-        "torrent",
-        "uploadId",
-        "uploads",
-        "versioning",
-        "versions",
-        "website",
-    }
-)
-
-# Operation name -> "module:function" under sealstore.s3.handlers. Resolved lazily so a
-# handler module that fails to import degrades to NotImplemented for its operations only.
-OPERATIONS: dict[str, str] = {
-    "ListBuckets": "bucket:list_buckets",
-    "CreateBucket": "bucket:create_bucket",
-    "HeadBucket": "bucket:head_bucket",
-    "DeleteBucket": "bucket:delete_bucket",
-    "GetBucketLocation": "bucket:get_bucket_location",
-    "GetBucketVersioning": "bucket:get_bucket_versioning",
-    "GetBucketAcl": "bucket:get_bucket_acl",
-    "GetObjectAcl": "bucket:get_object_acl",
-    "ListObjectsV1": "listing:list_objects_v1",
-    "ListObjectsV2": "listing:list_objects_v2",
-    "PutBucketEncryption": "bucket_encryption:put_bucket_encryption",
-    "GetBucketEncryption": "bucket_encryption:get_bucket_encryption",
-    "DeleteBucketEncryption": "bucket_encryption:delete_bucket_encryption",
-    "DeleteObjects": "delete_objects:delete_objects",
-    "PutObject": "object:put_object",
-    "CopyObject": "object:copy_object",
-    "GetObject": "object:get_object",
-    "HeadObject": "object:head_object",
-    "DeleteObject": "object:delete_object",
-    "CreateMultipartUpload": "multipart:create_multipart_upload",
-    "UploadPart": "multipart:upload_part",
-    "UploadPartCopy": "multipart:upload_part_copy",
-    "CompleteMultipartUpload": "multipart:complete_multipart_upload",
-    "AbortMultipartUpload": "multipart:abort_multipart_upload",
-    "ListParts": "multipart:list_parts",
-    "ListMultipartUploads": "multipart:list_multipart_uploads",
-}
-
-
-@dataclass(frozen=True)
-class Route:
-    """The operation chosen for a request."""
-
-    op: str
-    bucket: str | None
-    key: str | None
-
-
-def split_path(raw_path: str) -> tuple[str | None, str | None]:
-    """Split a path-style URL path into (bucket, key), percent-decoding each.
-
-    ``/`` -> (None, None); ``/b`` or ``/b/`` -> ("b", None); ``/b/k/x`` -> ("b", "k/x").
-    A key is decoded after splitting so an encoded ``%2F`` in the bucket part cannot shift
-    the split.
-    """
-    path = raw_path.split("?", 1)[0]
-    if not path.startswith("/"):
-        raise S3Error("InvalidURI")
-    rest = path[1:]
-    if not rest:
-        return None, None
-    bucket_raw, sep, key_raw = rest.partition("/")
-    bucket = unquote(bucket_raw, errors="strict")
-    if not sep or key_raw == "":
-        return bucket, None
-    return bucket, unquote(key_raw, errors="surrogateescape")
-
-
-def select_operation(
-    method: str,
-    bucket: str | None,
-    key: str | None,
-    query: object,
-    headers: object = None,
-) -> str:
-    """Map method + target + query subresources (+ copy-source header) to an operation."""
-    q = query  # a MultiDictProxy; only membership is used
-    subs = {name for name in q if name in KNOWN_SUBRESOURCES}  # type: ignore[attr-defined]
-    if bucket is None:
-        if method in ("GET", "HEAD") and not subs:
-            return "ListBuckets"
-        raise S3Error("MethodNotAllowed")
-    if key is None:
-        return _bucket_operation(method, subs)
-    op = _object_operation(method, subs)
-    if headers is not None and "x-amz-copy-source" in headers:  # type: ignore[operator]
-        if op == "PutObject":
-            return "CopyObject"
-        if op == "UploadPart":
-            return "UploadPartCopy"
-    return op
-
-
-def _bucket_operation(method: str, subs: set[str]) -> str:
-    if method == "GET":
-        for sub, op in (
-            ("location", "GetBucketLocation"),
-            ("encryption", "GetBucketEncryption"),
-            ("uploads", "ListMultipartUploads"),
-            ("versioning", "GetBucketVersioning"),
-            ("acl", "GetBucketAcl"),
-        ):
-            if sub in subs:
-                return op if subs == {sub} else _not_implemented(subs)
-        if subs == {"list-type"}:
-            return "ListObjectsV2"
-        if not subs:
-            return "ListObjectsV1"
-    elif method == "PUT":
-        if subs == {"encryption"}:
-            return "PutBucketEncryption"
-        if not subs:
-            return "CreateBucket"
-    elif method == "HEAD":
-        if not subs:
-            return "HeadBucket"
-    elif method == "DELETE":
-        if subs == {"encryption"}:
-            return "DeleteBucketEncryption"
-        if not subs:
-            return "DeleteBucket"
-    elif method == "POST":
-        if subs == {"delete"}:
-            return "DeleteObjects"
-    else:
-        raise S3Error("MethodNotAllowed")
-    return _not_implemented(subs)
-
-
-def _object_operation(method: str, subs: set[str]) -> str:
-    if method == "PUT":
-        if subs == {"partNumber", "uploadId"}:
-            return "UploadPart"
-        if not subs:
-            return "PutObject"
-    elif method == "GET":
-        if subs == {"uploadId"}:
-            return "ListParts"
-        if subs == {"acl"}:
-            return "GetObjectAcl"
-        if not subs or subs == {"partNumber"}:
-            return "GetObject"
-    elif method == "HEAD":
-        if not subs or subs == {"partNumber"}:
-            return "HeadObject"
-    elif method == "DELETE":
-        if subs == {"uploadId"}:
-            return "AbortMultipartUpload"
-        if not subs:
-            return "DeleteObject"
-    elif method == "POST":
-        if subs == {"uploads"}:
-            return "CreateMultipartUpload"
-        if subs == {"uploadId"}:
-            return "CompleteMultipartUpload"
-    else:
-        raise S3Error("MethodNotAllowed")
-    return _not_implemented(subs)
-
-
-def _not_implemented(subs: set[str]) -> str:
-    names = ", ".join(sorted(subs)) or "this request"
-    raise S3Error("NotImplemented", f"The requested operation ({names}) is not implemented")
-
-
-_resolved: dict[str, Handler | None] = {}
-
-
-def resolve_handler(op: str) -> Handler:
-    """Import the handler for ``op`` once; missing modules become NotImplemented."""
-    if op not in _resolved:
-        target = OPERATIONS.get(op)
-        fn: Handler | None = None
-        if target is not None:
-            mod_name, func_name = target.split(":")
-            try:
-                mod = importlib.import_module(f"sealstore.s3.handlers.{mod_name}")
-                fn = getattr(mod, func_name, None)
-            except Exception as exc:
-                from sealstore.log import get_logger
-
-                get_logger().error(
-                    "handler module failed to import; its operations answer NotImplemented",
-                    extra={"module": mod_name, "error": f"{type(exc).__name__}: {exc}"},
-                )
-                fn = None
-        _resolved[op] = fn
-    fn = _resolved[op]
-    if fn is None:
-        raise S3Error("NotImplemented", f"{op} is not implemented by this server")
-    return fn
-
-
-def _lookup_secret(ctx: AppContext) -> Callable[[str], str | None]:
-    user, password = ctx.settings.root_user, ctx.settings.root_password
-
-    def lookup(access_key: str) -> str | None:
-        return password if access_key == user else None
-
-    return lookup
-
-
-def authenticate(request: web.Request, ctx: AppContext) -> object:
-    """Run SigV4 verification for ``request`` (raises S3Error on failure)."""
-    from sealstore.s3 import sigv4
-
-    raw = request.raw_path
-    raw_path, _, raw_query = raw.partition("?")
-    return sigv4.authenticate(
-        request.method,
-        raw_path,
-        raw_query,
-        request.headers,
-        _lookup_secret(ctx),
-        ctx.settings.region,
-        datetime.now(UTC),
-    )
 
 
 def map_exception(exc: BaseException) -> S3Error | None:
@@ -370,15 +115,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     resp: web.StreamResponse
     try:
         if path == "/minio" or path.startswith("/minio/"):
-            from sealstore import admin
-
             op = "Admin"
-            resp = await admin.handle(request, ctx, request_id)
+            resp = await admin_api.handle(request, ctx)
         else:
-            auth = authenticate(request, ctx)
+            auth = authenticate(request, ctx.settings)
             bucket, key = split_path(request.raw_path)
             op = select_operation(request.method, bucket, key, request.query, request.headers)
-            handler = resolve_handler(op)
+            handler = handler_for(op)
             s3req = S3Request(
                 http=request,
                 ctx=ctx,
@@ -476,63 +219,39 @@ def create_app(ctx: AppContext) -> web.Application:
     return app
 
 
-def import_handlers() -> None:
-    """Pre-import every handler module at startup so the first request pays no import cost."""
-    for op in OPERATIONS:
-        try:
-            resolve_handler(op)
-        except S3Error:
-            continue
-
-
 def build_app(settings: Settings) -> web.Application:
     """Create the application plus its lifecycle: open storage, start KMS and its monitor.
 
     Runs inside each worker process (after fork), so SQLite connections and KMS sessions
-    are never shared between processes. ``kms.start()`` never raises because the KMS is
-    down; the server starts, reports not-ready and heals (pitfall P10).
+    are never shared between processes (constructing the store opens nothing; ``open()``
+    in the lifecycle does). ``kms.start()`` never raises because the KMS is down; the
+    server starts, reports not-ready and heals (pitfall P10).
     """
+    from sealstore.kms.factory import build_server_kms
     from sealstore.log import get_logger
+    from sealstore.storage.fs import FSBackend
 
-    ctx = AppContext(settings=settings, storage=None, kms=None, logger=get_logger())
+    assert settings.data_dir is not None
+    ctx = AppContext(
+        settings=settings, storage=FSBackend(settings.data_dir), kms=None, logger=get_logger()
+    )
     app = create_app(ctx)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        from sealstore import admin
-        from sealstore.kms.factory import build_kms
-        from sealstore.storage.fs import FSBackend
-
-        assert settings.data_dir is not None
-        ctx.storage = FSBackend(settings.data_dir)
-        opener = getattr(ctx.storage, "open", None)
-        if opener is not None:
-            await opener()
+        await ctx.storage.open()
         ctx.storage_open = True
-        ctx.kms = build_kms(settings)
-        if ctx.kms is not None and settings.kms_cache_ttl > 0:
-            from sealstore.kms.cache import CachingKMS
-
-            ctx.kms = CachingKMS(ctx.kms, ttl=settings.kms_cache_ttl)
-            ctx.logger.info(
-                "KMS data-key cache on (GETs of recently read objects survive KMS outages)",
-                extra={"ttl_s": settings.kms_cache_ttl},
-            )
+        ctx.kms = build_server_kms(settings, ctx.kms_health)
         if ctx.kms is not None:
             await ctx.kms.start()
-        import_handlers()
-        monitor = admin.start_monitor(ctx)
+        monitor = health.start_monitor(ctx.kms, ctx.kms_health, ctx.logger)
         ctx.logger.info("sealstore ready to serve", extra={"pid": os.getpid()})
         try:
             yield
         finally:
-            await admin.stop_monitor(monitor)
+            await health.stop_monitor(monitor)
             if ctx.kms is not None:
                 await ctx.kms.close()
-            closer = getattr(ctx.storage, "close", None)
-            if closer is not None:
-                res = closer()
-                if asyncio.iscoroutine(res):
-                    await res
+            await ctx.storage.close()
             ctx.storage_open = False
             ctx.logger.info("sealstore stopped", extra={"pid": os.getpid()})
 

@@ -9,72 +9,40 @@ streaming body) hangs off that one object.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from multidict import CIMultiDict, MultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
+
+from sealstore.kms.health import KMSHealth
+from sealstore.s3.metrics import Metrics
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
     from sealstore.kms.base import KMS
     from sealstore.s3.body import RequestBody
+    from sealstore.s3.sigv4 import AuthResult
+    from sealstore.storage.contract import Store
 
 # Prefix for user metadata headers, lower-case as aiohttp normalises lookups anyway.
 USER_META_PREFIX = "x-amz-meta-"
 
 
 @dataclass
-class Metrics:
-    """Process-local counters rendered by admin.py as Prometheus text.
-
-    Plain integers guarded by a lock: handlers run on the event loop but the SSE worker
-    threads also count KMS calls, so increments must be thread-safe.
-    """
-
-    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
-    bytes_in: int = 0
-    bytes_out: int = 0
-    kms_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
-    started: float = field(default_factory=time.time)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record_request(self, op: str, status: int, bytes_in: int, bytes_out: int) -> None:
-        """Count one finished request under its operation name and HTTP status."""
-        with self._lock:
-            self.requests[(op, status)] += 1
-            self.bytes_in += bytes_in
-            self.bytes_out += bytes_out
-
-    def record_kms(self, call: str, outcome: str) -> None:
-        """Count one KMS call ("generate"/"decrypt"/"status") by outcome ("ok"/"error")."""
-        with self._lock:
-            self.kms_calls[(call, outcome)] += 1
-
-
-@dataclass
-class KMSHealth:
-    """Result of the most recent KMS self-test, shared by readiness and SSE handlers."""
-
-    ok: bool = False
-    checked_at: float = 0.0
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class AppContext:
     """Everything long-lived that one server process owns.
 
-    ``storage`` is the FSBackend (storage/fs.py), ``kms`` is None when no KMS is configured.
+    ``storage`` is the store every handler sees only through the storage contract (the local
+    implementation is ``storage/fs.py``); ``kms`` is None when no KMS is configured, else the
+    observed KMS from ``kms.factory.build_server_kms``, which keeps ``kms_health`` current.
+    ``storage_open`` and ``kms_health`` together are the readiness verdict.
     """
 
     settings: Settings
-    storage: Any
+    storage: Store
     kms: KMS | None
     logger: logging.Logger
     metrics: Metrics = field(default_factory=Metrics)
@@ -116,7 +84,7 @@ class S3Request:
     bucket: str | None
     key: str | None
     query: MultiDictProxy[str]
-    auth: Any
+    auth: AuthResult
     request_id: str
     op: str = "Unknown"
     response_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
@@ -130,7 +98,7 @@ class S3Request:
         return self.http.method
 
     @property
-    def headers(self) -> Any:
+    def headers(self) -> CIMultiDictProxy[str]:
         """Request headers (case-insensitive multidict)."""
         return self.http.headers
 
