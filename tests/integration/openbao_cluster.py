@@ -226,6 +226,13 @@ class OpenBaoCluster:
             self.root_token = init["root_token"]
         self._unseal(self.nodes[0], timeout)
         self.leader_index(timeout)
+        # Autopilot promotes a joined node to voter only after it was stable for
+        # server_stabilization_time (default 10 s): shorten it, or the cluster would not
+        # survive losing its leader during the first seconds of a test.
+        self.client(0).adapter.post(
+            "/v1/sys/storage/raft/autopilot/configuration",
+            json={"server_stabilization_time": "1s", "cleanup_dead_servers": False},
+        )
         for node in self.nodes[1:]:
             self._unseal(node, timeout)
         self.wait_peers(timeout)
@@ -303,14 +310,15 @@ class OpenBaoCluster:
             node.proc.kill()
             node.proc.wait(timeout)
 
-    def start_node(self, index: int, timeout: float = 60.0) -> None:
-        """Restart one stopped node: it rejoins through ``retry_join`` and is unsealed."""
+    def start_node(self, index: int, timeout: float = 60.0, *, unseal: bool = True) -> None:
+        """Restart one stopped node: it rejoins through ``retry_join`` and is unsealed (or,
+        with ``unseal=False``, stays sealed, as a Shamir node does after a reboot)."""
         node = self.nodes[index]
-        if node.running():
-            return
-        node.spawn()
-        self._wait_listening(node, timeout)
-        self._unseal(node, timeout)
+        if not node.running():
+            node.spawn()
+            self._wait_listening(node, timeout)
+        if unseal:
+            self._unseal(node, timeout)
 
     def pause(self, index: int) -> None:
         """SIGSTOP one node and wait until all its threads are stopped (a frozen node)."""
@@ -360,7 +368,11 @@ class OpenBaoCluster:
         if "approle/" not in client.sys.list_auth_methods()["data"]:
             client.sys.enable_auth_method("approle")
         client.auth.approle.create_or_update_approle(
-            role, token_policies=[policy], token_num_uses=0, secret_id_num_uses=0, period=period
+            role,
+            token_policies=[policy],
+            token_num_uses=0,
+            secret_id_num_uses=0,
+            token_period=period,
         )
         role_id = client.auth.approle.read_role_id(role)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(role)["data"]["secret_id"]

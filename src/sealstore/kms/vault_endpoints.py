@@ -13,7 +13,7 @@ redirect, "local node not active" errors, 5xx). This module decides, without any
   *now* while others may (worth retrying elsewhere, and again after a short pause);
 * :class:`EndpointPool`: the order in which to try nodes. The node that answered last stays
   first (it is known good, and keeps connections warm); a node that failed is tried only as a
-  last resort until its backoff (1 s doubling to 30 s) expires, so a dead node costs a request
+  last resort until its backoff (1 s doubling to 10 s) expires, so a dead node costs a request
   nothing once it is known dead, and a returning node is used again without a restart.
 
 Kept free of asyncio and aiohttp so unit tests can drive every decision with a fake clock.
@@ -116,7 +116,7 @@ class EndpointPool:
         urls: Sequence[str],
         *,
         backoff_min: float = 1.0,
-        backoff_max: float = 30.0,
+        backoff_max: float = 10.0,
         probe_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
