@@ -64,8 +64,8 @@ def healthy(cluster: OpenBaoCluster) -> OpenBaoCluster:
     for node in cluster.nodes:
         if node.paused:
             cluster.resume(node.index)
-        if not node.running():
-            cluster.start_node(node.index)
+        cluster.start_node(node.index)  # starts it if needed, unseals it if sealed
+    for node in cluster.nodes:
         cluster.wait_healthy_standby(node.index)
     cluster.wait_peers()
     cluster.leader_index()

@@ -156,12 +156,23 @@ def test_skip_leaves_out_nodes_that_timed_out_in_this_call() -> None:
 
 def test_redirect_hint_only_for_configured_nodes() -> None:
     p = pool()
-    p.hint("https://evil.example:8200/v1/transit/decrypt/k")
+    assert p.hint("https://evil.example:8200/v1/transit/decrypt/k") is False
     assert urls(p.plan()) == [A, B, C]
-    p.hint(f"{C}/v1/transit/decrypt/my-key")
+    assert p.hint(f"{C}/v1/transit/decrypt/my-key") is True
     assert urls(p.plan())[0] == C
+    assert urls(p.plan())[0] == A  # a hint is used by one plan only
     p.succeeded(p.endpoints[2], 1.0)
     assert p.current.url == C
+
+
+def test_redirect_to_a_node_in_backoff_is_ignored() -> None:
+    """During an election standbys redirect to the leader that just died or froze."""
+    p = pool()
+    a, b, _ = p.endpoints
+    p.failed(a, "Vault at A is unreachable: request timed out")
+    p.succeeded(b, 1.0)
+    assert p.hint(f"{A}/v1/auth/approle/login") is True
+    assert urls(p.plan()) == [B, C, A]
     assert same_node("https://kms1:8200", "https://KMS1:8200/v1/x")
     assert not same_node("https://kms1:8200", "http://kms1:8200/v1/x")
     assert not same_node("https://kms1:8200", "https://kms1:8201/v1/x")

@@ -142,20 +142,23 @@ class EndpointPool:
     def plan(self, skip: Iterable[str] = ()) -> list[EndpointState]:
         """Every node not in ``skip``, in the order one call should try them.
 
-        Usable nodes first: a node named by a standby's redirect, then the current node, then
-        known-good nodes (the active one before standbys), then never-tried nodes, then nodes
-        whose backoff expired. Nodes still in backoff come last, earliest retry first, so a
-        call whose better options all failed still tries them before giving up.
+        Usable nodes first: a node named by a standby's redirect (consumed by this plan, and
+        ignored while that node is in backoff: during an election standbys keep naming the
+        dead or frozen leader), then the current node, then known-good nodes (the active one
+        before standbys), then never-tried nodes, then nodes whose backoff expired. Nodes still
+        in backoff come last, earliest retry first, so a call whose better options all failed
+        still tries them before giving up.
         """
         now = self._clock()
         skipped = set(skip)
+        hinted, self._hinted = self._hinted, None
 
         def rank(item: tuple[int, EndpointState]) -> tuple[int, float, int]:
             index, ep = item
-            if ep.url == self._hinted:
-                return (0, 0.0, index)
             if ep.retry_at > now:
                 return (6, ep.retry_at, index)
+            if ep.url == hinted:
+                return (0, 0.0, index)
             if index == self._current:
                 return (1, 0.0, index)
             if ep.ok and ep.active:
@@ -176,8 +179,6 @@ class EndpointPool:
         ep.failures = 0
         ep.retry_at = 0.0
         ep.latency_ms = round(latency_ms, 3)
-        if self._hinted == ep.url:
-            self._hinted = None
         index = self.endpoints.index(ep)
         if index == self._current:
             return False
@@ -195,8 +196,6 @@ class EndpointPool:
         backoff = min(self._backoff_max, self._backoff_min * 2 ** min(ep.failures - 1, 16))
         ep.retry_at = self._clock() + backoff
         ep.next_probe = ep.retry_at
-        if self._hinted == ep.url:
-            self._hinted = None
         return was_ok
 
     def hint(self, location: str) -> bool:

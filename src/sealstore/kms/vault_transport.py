@@ -267,6 +267,8 @@ class VaultTransport:
     def _record_failure(self, ep: EndpointState, message: str) -> None:
         if self.pool.failed(ep, message) and self.multi:
             log.warning("Vault endpoint failing, trying the others: %s", message)
+        else:
+            log.debug("Vault attempt failed: %s", message)
 
     # ------------------------------------------------------------------ probes
 
