@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 from sealstore.kms.base import EndpointHealth
 
+MAX_ENDPOINTS = 16
+
 # Error texts of a node that is up but cannot serve the call itself (Vault and OpenBao use
 # these for standbys without a reachable active node and for failed request forwarding).
 STANDBY_MARKERS = (
@@ -44,6 +46,49 @@ STANDBY_MARKERS = (
     "not the leader",
 )
 SEALED_MARKERS = ("vault is sealed", "server is sealed", "is sealed")
+
+
+def parse_endpoints(raw: str | Sequence[str]) -> list[str]:
+    """``"https://a:8200, https://b:8200/"`` (or a list) -> base URLs in the given order.
+
+    Each entry must be a plain ``http(s)://host[:port]`` base URL. Mixed schemes are refused
+    (one plaintext node in a TLS cluster would get the token in clear), so are user info (a
+    ``user:password@`` would end up in logs), queries and fragments (Vault clients never need
+    them) and duplicates (they hide a mistyped node). Raises ``ValueError`` with a message
+    that names the entry; ``config.py`` prefixes the variable name.
+    """
+    items = [item.strip() for item in (raw.split(",") if isinstance(raw, str) else raw)]
+    if len(items) > MAX_ENDPOINTS:
+        raise ValueError(f"lists {len(items)} endpoints; at most {MAX_ENDPOINTS}")
+    urls: list[str] = []
+    for index, item in enumerate(items, 1):
+        where = "" if len(items) == 1 else f"entry {index} of {len(items)} "
+        urls.append(_parse_url(where, item.rstrip("/")))
+    if len({urlsplit(url).scheme for url in urls}) > 1:
+        raise ValueError("mixes http:// and https:// endpoints; use one scheme for all")
+    seen: set[str] = set()
+    for url in urls:
+        if url.lower() in seen:
+            raise ValueError(f"lists {url!r} twice")
+        seen.add(url.lower())
+    return urls
+
+
+def _parse_url(where: str, url: str) -> str:
+    if not url:
+        raise ValueError(f"{where}is empty (separate several endpoints with single commas)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}must be an http(s) URL like https://vault:8200, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{where}must not contain user info (user:password@)")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"{where}must not contain a query or fragment, got {url!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{where}has an invalid port: {url!r}") from None
+    return url
 
 
 class Verdict(enum.Enum):
