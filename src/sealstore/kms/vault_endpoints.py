@@ -96,7 +96,7 @@ class Verdict(enum.Enum):
 
     ANSWER = "answer"  # a real answer: return it to the caller, never retry it elsewhere
     RETRY = "retry"  # this node cannot serve now, another may (and this one may soon)
-    DOWN = "down"  # the node is gone or sealed: try the others, do not wait for it
+    DOWN = "down"  # gone, sealed or failing: try the others, but do not wait for this one
 
 
 def error_text(data: dict[str, Any]) -> str:
@@ -128,8 +128,12 @@ def classify(status: int, detail: str) -> tuple[Verdict, str]:
         return Verdict.RETRY, "rate limiting or a standby (HTTP 429)"
     if status == 503:
         return Verdict.RETRY, "sealed or unavailable"
+    if status == 500:
+        # a plain internal error is no cluster transition: other nodes get one chance each,
+        # but the call does not wait out its budget for an error that will not go away
+        return Verdict.DOWN, "failing"
     if status >= 500:
-        return Verdict.RETRY, "failing"
+        return Verdict.RETRY, "failing"  # 502/504: a proxy in front, usually brief
     return Verdict.ANSWER, "ok"
 
 
