@@ -233,8 +233,7 @@ class OpenBaoCluster:
             "/v1/sys/storage/raft/autopilot/configuration",
             json={"server_stabilization_time": "1s", "cleanup_dead_servers": False},
         )
-        for node in self.nodes[1:]:
-            self._unseal(node, timeout)
+        self._unseal_all(self.nodes[1:], timeout)
         self.wait_peers(timeout)
         return self
 
@@ -249,19 +248,27 @@ class OpenBaoCluster:
         raise ClusterError(f"{node} did not listen: {node.log_tail()}")
 
     def _unseal(self, node: ClusterNode, timeout: float) -> None:
-        """Submit the unseal key until the node reports unsealed (a joining node first has to
-        fetch the Raft challenge from the leader, so the first attempts may not take)."""
+        self._unseal_all([node], timeout)
+
+    def _unseal_all(self, nodes: list[ClusterNode], timeout: float) -> None:
+        """Submit the unseal key to every sealed node until all report unsealed (a joining
+        node first fetches the Raft challenge from the leader, so early attempts may not
+        take; nodes are handled together so their joins overlap)."""
         assert self._unseal_key is not None, "cluster not initialised"
         deadline = time.monotonic() + timeout
-        client = self.client(node, token="")
-        while time.monotonic() < deadline:
-            doc = self.health(node)
-            if doc is not None and doc.get("initialized") and not doc.get("sealed"):
-                return
-            with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
-                client.sys.submit_unseal_key(self._unseal_key)
-            time.sleep(0.3)
-        raise ClusterError(f"{node} did not unseal: {node.log_tail()}")
+        pending = list(nodes)
+        while pending and time.monotonic() < deadline:
+            for node in list(pending):
+                doc = self.health(node)
+                if doc is not None and doc.get("initialized") and not doc.get("sealed"):
+                    pending.remove(node)
+                    continue
+                with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
+                    self.client(node, token="").sys.submit_unseal_key(self._unseal_key)
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            raise ClusterError(f"{pending} did not unseal: {self._tails()}")
 
     def wait_peers(self, timeout: float = 60.0, expect: int | None = None) -> None:
         """Wait until ``expect`` (default: all) nodes are Raft voters of the configuration."""
@@ -275,16 +282,6 @@ class OpenBaoCluster:
                     return
             time.sleep(0.3)
         raise ClusterError(f"raft has {peers} after {timeout}s, want {want} voters")
-
-    def wait_healthy_standby(self, index: int, timeout: float = 60.0) -> None:
-        """Wait until node ``index`` answers as an unsealed member (standby or active)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            doc = self.health(index)
-            if doc is not None and doc.get("initialized") and not doc.get("sealed"):
-                return
-            time.sleep(0.2)
-        raise ClusterError(f"{self.nodes[index]} not back: {self.nodes[index].log_tail()}")
 
     def kill(self, index: int) -> None:
         """SIGKILL one node (a crash: no step-down, no goodbye to the peers)."""
@@ -313,12 +310,21 @@ class OpenBaoCluster:
     def start_node(self, index: int, timeout: float = 60.0, *, unseal: bool = True) -> None:
         """Restart one stopped node: it rejoins through ``retry_join`` and is unsealed (or,
         with ``unseal=False``, stays sealed, as a Shamir node does after a reboot)."""
-        node = self.nodes[index]
-        if not node.running():
-            node.spawn()
+        self.start_nodes([index], timeout, unseal=unseal)
+
+    def start_nodes(
+        self, indices: list[int], timeout: float = 60.0, *, unseal: bool = True
+    ) -> None:
+        """Start every stopped node of ``indices`` at once, then unseal them together (after
+        a full outage no node can elect a leader alone, so one-by-one would only be slower)."""
+        nodes = [self.nodes[i] for i in indices]
+        for node in nodes:
+            if not node.running():
+                node.spawn()
+        for node in nodes:
             self._wait_listening(node, timeout)
         if unseal:
-            self._unseal(node, timeout)
+            self._unseal_all(nodes, timeout)
 
     def pause(self, index: int) -> None:
         """SIGSTOP one node and wait until all its threads are stopped (a frozen node)."""

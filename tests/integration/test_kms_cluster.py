@@ -64,9 +64,7 @@ def healthy(cluster: OpenBaoCluster) -> OpenBaoCluster:
     for node in cluster.nodes:
         if node.paused:
             cluster.resume(node.index)
-        cluster.start_node(node.index)  # starts it if needed, unseals it if sealed
-    for node in cluster.nodes:
-        cluster.wait_healthy_standby(node.index)
+    cluster.start_nodes([0, 1, 2])  # starts what is stopped, unseals what is sealed
     cluster.wait_peers()
     cluster.leader_index()
     return cluster
@@ -261,7 +259,7 @@ def test_every_node_down_fails_fast_and_cleanly_then_heals(
             assert elapsed < 5.0  # refused everywhere: no waiting out the failover budget
             assert creds.secret_id not in str(e.value)
             assert not kms.ready() and not (await kms.status()).ok
-            await asyncio.to_thread(lambda: [healthy.start_node(i) for i in range(3)])
+            await asyncio.to_thread(healthy.start_nodes, [0, 1, 2])
             t1 = time.monotonic()
             while True:
                 try:
@@ -290,8 +288,7 @@ def test_every_node_sealed_is_unavailable_with_the_reason(
             await round_trip(kms)
             for node in healthy.nodes:
                 healthy.stop(node.index)
-            for node in healthy.nodes:
-                healthy.start_node(node.index, unseal=False)
+            healthy.start_nodes([0, 1, 2], unseal=False)
             t0 = time.monotonic()
             with pytest.raises(KMSUnavailableError, match="sealed") as e:
                 await kms.generate_key("my-minio-key", CTX)
@@ -432,8 +429,7 @@ def test_server_with_every_node_down_answers_503_writes_nothing_then_heals(
     status, doc = server.ready()
     assert status == 503 and doc["ready"] is False
     assert all(e["ok"] is False for e in doc["kms"]["endpoints"]), json.dumps(doc)
-    for node in healthy.nodes:
-        healthy.start_node(node.index)
+    healthy.start_nodes([0, 1, 2])
     t1 = time.monotonic()
     deadline = t1 + 40
     while True:
