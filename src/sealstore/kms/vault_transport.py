@@ -6,10 +6,11 @@ behaves exactly like a plain client (one attempt, ``request_timeout``, a clear
 every node, in the order :class:`~sealstore.kms.vault_endpoints.EndpointPool` gives, within a
 bounded budget (``failover_timeout``, 10 s by default):
 
-* a node that is down (refused, TLS failure, sealed) is skipped at once; when *every* node is
-  down the call fails immediately: an outage answers 503 fast instead of hanging clients;
-* a node that cannot serve *now* (timeout, reset, 5xx, 429, a standby without a leader or
-  redirecting) is worth another pass: during a leader election no node can serve for a second
+* a node that is down (refused, TLS failure, sealed, a plain HTTP 500) is skipped at once;
+  when *every* node is down the call fails immediately: an outage answers 503 fast instead
+  of hanging clients;
+* a node that cannot serve *now* (timeout, reset, 502/503/504, 429, a standby without a
+  leader or redirecting) is worth another pass: during a leader election no node can serve for a second
   or two, so the call pauses briefly (0.1 s doubling to 1 s) and tries again until the budget
   ends. That is what makes losing the leader invisible to S3 clients;
 * each attempt gets at most a third of the budget (and never more than ``request_timeout``),
