@@ -190,13 +190,11 @@ class OpenBaoCluster:
         except (requests.RequestException, ValueError):
             return None
 
-    def leader_index(self, timeout: float = 30.0, exclude: int | None = None) -> int:
-        """Index of the active node (waiting for an election to finish), never ``exclude``."""
+    def leader_index(self, timeout: float = 30.0) -> int:
+        """Index of the active node (waiting for an election to finish)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for node in self.nodes:
-                if node.index == exclude:
-                    continue
                 doc = self.health(node)
                 serving = doc and doc.get("initialized") and not doc.get("sealed")
                 if serving and not doc.get("standby"):
@@ -224,7 +222,7 @@ class OpenBaoCluster:
             init = first.sys.initialize(secret_shares=1, secret_threshold=1)
             self._unseal_key = init["keys"][0]
             self.root_token = init["root_token"]
-        self._unseal(self.nodes[0], timeout)
+        self._unseal_all([self.nodes[0]], timeout)
         self.leader_index(timeout)
         # Autopilot promotes a joined node to voter only after it was stable for
         # server_stabilization_time (default 10 s): shorten it, or the cluster would not
@@ -246,9 +244,6 @@ class OpenBaoCluster:
                 return
             time.sleep(0.1)
         raise ClusterError(f"{node} did not listen: {node.log_tail()}")
-
-    def _unseal(self, node: ClusterNode, timeout: float) -> None:
-        self._unseal_all([node], timeout)
 
     def _unseal_all(self, nodes: list[ClusterNode], timeout: float) -> None:
         """Submit the unseal key to every sealed node until all report unsealed (a joining
