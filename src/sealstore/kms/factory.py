@@ -34,6 +34,7 @@ def build_kms(
     namespace: str | None = None,
     capath: str | None = None,
     master_key: str | None = None,
+    failover_timeout: float = 10.0,
 ) -> KMS | None:
     """Return the configured KMS, or ``None`` when neither Vault nor a master key is set.
 
@@ -49,6 +50,7 @@ def build_kms(
             key_name = vault.key_name
             namespace = vault.namespace
             capath = vault.capath
+            failover_timeout = getattr(vault, "failover_timeout", failover_timeout)
         master_key = getattr(settings, "master_key", None)
     vault_values = {
         "MINIO_SSE_VAULT_ENDPOINT": endpoint,
@@ -70,7 +72,15 @@ def build_kms(
     if missing:
         raise ValueError(f"incomplete Vault KMS configuration: {', '.join(missing)} not set")
     assert endpoint and role_id and secret_id and key_name
-    return VaultKMS(endpoint, role_id, secret_id, key_name, namespace=namespace, capath=capath)
+    return VaultKMS(
+        endpoint,
+        role_id,
+        secret_id,
+        key_name,
+        namespace=namespace,
+        capath=capath,
+        failover_timeout=failover_timeout,
+    )
 
 
 def build_server_kms(settings: Settings, health: KMSHealth) -> KMS | None:

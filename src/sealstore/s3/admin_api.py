@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 from aiohttp import web
 
 from sealstore.kms.health import HealthDetail, run_self_test
+from sealstore.kms.vault_endpoints import prometheus_lines
 from sealstore.s3.auth import authenticate
 from sealstore.s3.context import AppContext
 from sealstore.s3.errors import S3Error
@@ -37,7 +39,12 @@ def is_ready(ctx: AppContext) -> tuple[bool, JSONDoc]:
         doc["ready"] = False
     if ctx.kms is not None:
         not_run: HealthDetail = {"ok": False, "error": "self-test not run yet"}
-        doc["kms"] = ctx.kms_health.detail or not_run
+        detail: JSONDoc = dict(ctx.kms_health.detail or not_run)
+        nodes = getattr(ctx.kms, "endpoint_health", None)
+        if callable(nodes):  # Vault: live per-node health, fresher than the last self-test
+            detail["endpoints"] = [asdict(n) for n in nodes()]
+            detail["failovers"] = getattr(ctx.kms, "failovers", 0)
+        doc["kms"] = detail
         if not ctx.kms_health.ok:
             doc["ready"] = False
     return doc["ready"] is True, doc
@@ -83,6 +90,9 @@ def render_metrics(ctx: AppContext) -> str:
     ]
     for (call, outcome), n in kms:
         lines.append(f'sealstore_kms_calls_total{{call="{call}",outcome="{outcome}"}} {n}')
+    nodes = getattr(ctx.kms, "endpoint_health", None)
+    if callable(nodes):
+        lines += prometheus_lines(nodes(), int(getattr(ctx.kms, "failovers", 0)))
     ready, _ = is_ready(ctx)
     lines += [
         "# HELP sealstore_ready 1 when the server is ready (storage open, KMS self-test ok).",
