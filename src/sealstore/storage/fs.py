@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import secrets
 import sqlite3
 import time
@@ -32,7 +31,6 @@ from sealstore.storage.base import (
     BucketInfo,
     InvalidArgument,
     ListResult,
-    NoSuchKey,
     ObjectMeta,
     PartMeta,
     StorageError,
@@ -40,15 +38,15 @@ from sealstore.storage.base import (
     encode_key,
     validate_bucket_name,
 )
-from sealstore.storage.contract import Buffer, ReadTransform
+from sealstore.storage.contract import ReadTransform
 from sealstore.storage.files import (
     BlobWriter,
     Layout,
     SweepReport,
-    open_blobs,
     sweep,
     unlink_blobs,
 )
+from sealstore.storage.fs_reader import READ_SIZE, read_stored
 from sealstore.storage.fs_writers import FSObjectWriter, FSPartWriter
 from sealstore.storage.index import Index
 from sealstore.storage.listing import list_page
@@ -58,21 +56,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_GC_GRACE_S = 60.0
-# Stored bytes read (and, for an encrypted GET, decrypted by the read transform) per storage
-# thread hop. Deliberately NOT a whole number of DARE packages: with package-aligned reads
-# (16 x 65,568 B) each batch empties the decryptor's carry-over buffer, so its ~1 MiB buffer
-# is freed and re-allocated (mmap/munmap, page faults) every batch; measured in the server
-# that was 0.40x of plain GET vs 0.60x with 1 MiB reads.
-READ_SIZE = 1 << 20
-
-
-def _pread(fd: int, size: int, pos: int, transform: ReadTransform | None) -> tuple[int, Buffer]:
-    """Storage thread: read up to ``size`` bytes at ``pos`` and apply ``transform`` in the
-    same call; return (bytes read, result). A zero count means end of file."""
-    data = os.pread(fd, size, pos)
-    if not data or transform is None:
-        return len(data), data
-    return len(data), transform(data)
 
 
 class FSBackend:
@@ -276,62 +259,7 @@ class FSBackend:
         """
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
-        return self._read(meta, offset, length, transform)
-
-    @staticmethod
-    def _segments(meta: ObjectMeta, offset: int, length: int | None) -> list[tuple[int, int, int]]:
-        """(file index, offset in file, byte count) for the requested stored range."""
-        sizes = [p.stored_size for p in meta.parts] if meta.parts else [meta.stored_size]
-        if len(sizes) != len(meta.files):
-            raise StorageError(
-                f"object {meta.bucket}/{meta.key}: {len(meta.files)} data files for "
-                f"{len(sizes)} parts"
-            )
-        total = sum(sizes)
-        end = total if length is None else min(total, offset + length)
-        out: list[tuple[int, int, int]] = []
-        base = 0
-        for i, size in enumerate(sizes):
-            lo, hi = max(offset, base), min(end, base + size)
-            if lo < hi:
-                out.append((i, lo - base, hi - lo))
-            base += size
-        return out
-
-    async def _read(
-        self,
-        meta: ObjectMeta,
-        offset: int,
-        length: int | None,
-        transform: ReadTransform | None,
-    ) -> AsyncIterator[bytes]:
-        segments = self._segments(meta, offset, length)
-        if not segments:
-            return
-        wanted = sorted({i for i, _, _ in segments})
-        try:
-            opened = await self._run(open_blobs, self.layout, [meta.files[i] for i in wanted])
-        except FileNotFoundError:
-            raise NoSuchKey(meta.key) from None
-        fds = dict(zip(wanted, opened, strict=True))
-        try:
-            for i, start, count in segments:
-                pos, remaining = start, count
-                while remaining:
-                    n, data = await self._run(
-                        _pread, fds[i], min(self.read_size, remaining), pos, transform
-                    )
-                    if not n:
-                        raise StorageError(
-                            f"object {meta.bucket}/{meta.key}: data file shorter than indexed"
-                        )
-                    pos += n
-                    remaining -= n
-                    if data:
-                        yield bytes(data) if not isinstance(data, bytes) else data
-        finally:
-            for fd in opened:
-                os.close(fd)  # closing a regular file does not block
+        return read_stored(self._run, self.layout, meta, offset, length, self.read_size, transform)
 
     async def delete(self, bucket: str, key: str) -> None:
         await self._change(self._index.delete_object, bucket, encode_key(key), time.time())
