@@ -20,78 +20,14 @@ from sealstore.kms import health
 from sealstore.s3 import admin_api
 from sealstore.s3.auth import authenticate
 from sealstore.s3.context import AppContext, S3Request, new_request_id
-from sealstore.s3.errors import S3Error
+from sealstore.s3.errors import S3Error, s3_error_for
 from sealstore.s3.routing import handler_for, select_operation, split_path
-from sealstore.s3.xml import MalformedXMLError
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
 
 SERVER_NAME = "sealstore"
 APP_CTX_KEY = web.AppKey("sealstore_ctx", AppContext)
-
-
-def map_exception(exc: BaseException) -> S3Error | None:
-    """Translate a known internal exception into the S3 error clients should see."""
-    from sealstore.crypto.dare import DareError
-    from sealstore.crypto.keys import KeyMismatchError
-    from sealstore.kms import base as kms_base
-    from sealstore.s3.errors import kms_unavailable
-    from sealstore.sse import SSEMetadataError
-    from sealstore.storage import base as st
-
-    if isinstance(exc, S3Error):
-        return exc
-    if isinstance(exc, MalformedXMLError):
-        return S3Error("MalformedXML", str(exc))
-    if isinstance(exc, kms_base.KMSLoginError):
-        # Credentials refused: still 503 + Retry-After (the server keeps logging in, so a
-        # re-deployed secret-id heals it), but say what is wrong instead of "unreachable".
-        return S3Error(
-            "ServiceUnavailable",
-            f"{exc}; the request was not processed",
-            headers={"Retry-After": "5"},
-        )
-    if isinstance(exc, kms_base.KMSUnavailableError):
-        return kms_unavailable(str(exc) or None)
-    if isinstance(exc, kms_base.KMSAccessDeniedError):
-        return S3Error("AccessDenied", f"The KMS denied access to the key: {exc}")
-    if isinstance(exc, kms_base.KMSKeyNotFoundError):
-        return S3Error("KMS.NotFoundException", str(exc) or None)
-    if isinstance(exc, kms_base.KMSDecryptError | KeyMismatchError):
-        return S3Error(
-            "AccessDenied",
-            "The object's key could not be unsealed with the configured KMS key",
-        )
-    if isinstance(exc, kms_base.KMSError):
-        return S3Error("InternalError", f"KMS error: {exc}")
-    if isinstance(exc, DareError | SSEMetadataError):
-        return S3Error("XMinioObjectTampered")
-    simple: list[tuple[type[BaseException], str]] = [
-        (st.NoSuchBucket, "NoSuchBucket"),
-        (st.NoSuchKey, "NoSuchKey"),
-        (st.BucketAlreadyOwnedByYou, "BucketAlreadyOwnedByYou"),
-        (st.BucketNotEmpty, "BucketNotEmpty"),
-        (st.NoSuchUpload, "NoSuchUpload"),
-        (st.InvalidPart, "InvalidPart"),
-        (st.InvalidPartOrder, "InvalidPartOrder"),
-        (st.EntityTooSmall, "EntityTooSmall"),
-    ]
-    for cls, code in simple:
-        if isinstance(exc, cls):
-            return S3Error(code)
-    if isinstance(exc, st.StorageFull):
-        return S3Error("XMinioStorageFull")
-    if isinstance(exc, st.InvalidArgument):
-        # The storage message names the argument and its range ("part number must be ...").
-        return S3Error("InvalidArgument", str(exc) or None)
-    if isinstance(exc, st.InvalidBucketName):
-        return S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc.reason}")
-    if isinstance(exc, st.InvalidObjectName):
-        if "at most" in exc.reason:
-            return S3Error("KeyTooLongError")
-        return S3Error("InvalidArgument", f"Object name is invalid: {exc.reason}")
-    return None
 
 
 def _error_response(err: S3Error, resource: str, request_id: str, head: bool) -> web.Response:
@@ -141,7 +77,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         _finish(ctx, request, resp, op, request_id, path, started, s3req)
         return resp
     except Exception as exc:
-        err = map_exception(exc)
+        err = s3_error_for(exc)
         if err is None:
             ctx.logger.error(
                 "unhandled error",
@@ -229,11 +165,12 @@ def build_app(settings: Settings) -> web.Application:
     """
     from sealstore.kms.factory import build_server_kms
     from sealstore.log import get_logger
-    from sealstore.storage.fs import FSBackend
+    from sealstore.objects.service import ObjectService
+    from sealstore.storage.factory import open_store
 
     assert settings.data_dir is not None
     ctx = AppContext(
-        settings=settings, storage=FSBackend(settings.data_dir), kms=None, logger=get_logger()
+        settings=settings, storage=open_store(settings.data_dir), kms=None, logger=get_logger()
     )
     app = create_app(ctx)
 
@@ -243,6 +180,7 @@ def build_app(settings: Settings) -> web.Application:
         ctx.kms = build_server_kms(settings, ctx.kms_health)
         if ctx.kms is not None:
             await ctx.kms.start()
+        ctx.objects = ObjectService(ctx.storage, ctx.kms, auto_encryption=settings.auto_encryption)
         monitor = health.start_monitor(ctx.kms, ctx.kms_health, ctx.logger)
         ctx.logger.info("sealstore ready to serve", extra={"pid": os.getpid()})
         try:

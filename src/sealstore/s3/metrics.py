@@ -42,15 +42,6 @@ class Metrics:
             self.bytes_in += bytes_in
             self.bytes_out += bytes_out
 
-    def record_kms(self, call: str, outcome: str) -> None:
-        """TRANSITIONAL no-op: KMS calls are counted by ``kms.health.ObservedKMS`` now.
-
-        Kept only because ``s3/handlers/object.py``'s ``_kms_call`` still calls it until the
-        object service replaces that helper; delete it then. (Counting here too would count
-        every KMS call twice.)
-        """
-        del call, outcome
-
     def snapshot(self) -> MetricsSnapshot:
         """Copy the counters under the lock (sorted by operation, then status)."""
         with self._lock:

@@ -43,7 +43,7 @@ class WriteTransform(Protocol):
     rest and is called exactly once, when the writer commits.
     """
 
-    def update(self, data: bytes) -> Buffer: ...
+    def update(self, data: Buffer) -> Buffer: ...
 
     def finalize(self) -> Buffer: ...
 
@@ -168,7 +168,8 @@ class Store(Protocol):
         ...
 
     async def delete(self, bucket: str, key: str) -> None:
-        """Remove the object (``NoSuchKey`` if absent)."""
+        """Remove the object; idempotent (an absent key is no error, S3 semantics), but
+        ``NoSuchBucket`` when the bucket does not exist."""
         ...
 
     async def list_objects(
