@@ -4,7 +4,9 @@ Why one module: the same suites run under every molecule scenario (the inventory
 ``MOLECULE_INVENTORY_FILE``) and against the lab (``SEALSTORE_INFRA_INVENTORY``), so the
 knowledge of *where things are* (custody files, EnvironmentFile, ports, CA) lives here once.
 Names and paths are read from the roles' own defaults, rendered with the inventory's
-variables, so the tests follow the roles instead of hard-coding their choices.
+variables, so the tests follow the roles instead of hard-coding their choices. The Vault API
+is reached with ``hvac`` from the controller (``VaultAPI.client()``), like every other Vault
+call of the test harness.
 """
 
 from __future__ import annotations
@@ -12,19 +14,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import http.client
 import json
 import os
 import re
-import socket
-import ssl
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hvac
+import hvac.adapters
 import jinja2
+import requests
+import requests.adapters
 import testinfra
 import yaml
 from testinfra.utils.ansible_runner import AnsibleRunner
@@ -328,60 +331,69 @@ def scan_hosts(dep: Deployment, secrets: set[str]) -> dict[str, dict[str, Any]]:
         return {p.stem: json.loads(p.read_text()) for p in out_dir.glob("*.json")}
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to an IP address while verifying the certificate for a host name."""
+class _PinnedNameAdapter(requests.adapters.HTTPAdapter):
+    """Connect to the URL's IP address but send SNI for, and verify the certificate against,
+    a host name (containers have no DNS entry on the controller)."""
 
-    def __init__(self, ip: str, port: int, server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__(server_name, port, context=context, timeout=15)
-        self._ip = ip
+    def __init__(self, server_name: str) -> None:
+        self._server_name = server_name
+        super().__init__()
 
-    def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VaultAPI:
-    """Minimal Vault/OpenBao HTTP client for the controller, verified with the play's CA."""
+    """Where a Vault/OpenBao host's API is, and ``hvac`` clients for it from the controller.
+
+    Requests go to the host's address (the container IP) over TLS verified with the play's CA
+    for the host's inventory name, so every call also proves the listener, the certificate and
+    the CA file the storage hosts get.
+    """
 
     ip: str
     port: int
     server_name: str
     ca_file: str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
+    @property
+    def url(self) -> str:
+        return f"https://{self.ip}:{self.port}"
 
-    def request(
+    def client(
         self,
-        method: str,
-        path: str,
         *,
         namespace: str = "",
-        body: dict[str, Any] | None = None,
-        token: bool = True,
-    ) -> tuple[int, dict[str, Any]]:
-        conn = _PinnedHTTPS(self.ip, self.port, self.server_name, self.context())
-        headers = {"Content-Type": "application/json"}
-        if token and self.token:
-            headers["X-Vault-Token"] = self.token
-        if namespace:
-            headers["X-Vault-Namespace"] = namespace
-        try:
-            conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            doc = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            doc = {"raw": raw.decode(errors="replace")}
-        return resp.status, doc
+        token: str | None = None,
+        anonymous: bool = False,
+        raw: bool = False,
+    ) -> hvac.Client:
+        """An ``hvac.Client``: the root token from custody unless ``token`` or ``anonymous``.
 
-    def get(self, path: str, **kw: Any) -> tuple[int, dict[str, Any]]:
-        return self.request("GET", path, **kw)
+        ``namespace`` makes hvac send ``X-Vault-Namespace``; ``raw`` selects hvac's
+        ``RawAdapter`` (answers are ``requests.Response`` objects, errors are not raised) for
+        checks that assert a status code.
+        """
+        session = requests.Session()
+        session.mount("https://", _PinnedNameAdapter(self.server_name))
+        # hvac lets a truthy session.verify override its verify argument: set it here
+        session.verify = self.ca_file
+        if anonymous:
+            token = ""  # not None: hvac would fall back to VAULT_TOKEN / ~/.vault-token
+        elif token is None:
+            token = self.token or ""
+        return hvac.Client(
+            url=self.url,
+            token=token,
+            verify=self.ca_file,
+            timeout=15,
+            session=session,
+            namespace=namespace or None,
+            adapter=hvac.adapters.RawAdapter if raw else hvac.adapters.JSONAdapter,
+        )
 
 
 def vault_api(dep: Deployment, vault_host: str, *, with_token: bool = True) -> VaultAPI:

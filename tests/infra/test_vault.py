@@ -1,15 +1,37 @@
 """Vault/OpenBao host: the quickstart's KMS setup, checked through the real API.
 
-API calls go from the controller to the host over TLS verified with the CA the play made, so a
-pass also proves the listener, the certificate and the CA file the storage hosts get.
+Proves that the deployed server is a real (non ``-dev``), initialised, unsealed Shamir server
+whose custody file matches it, serving only TLS; that the transit key, the quickstart's
+least-privilege policy and the AppRole role (``period=60s``, unlimited uses) exist where the
+inventory says (inside the namespace when there is one, and then nowhere in the root); and that
+the credentials on the storage host log in and can do transit and nothing else.
+
+API calls go from the controller to the host with ``hvac`` over TLS verified with the CA the
+play made for the host's name, so a pass also proves the listener, the certificate and the CA
+file the storage hosts get.
 """
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import hvac
+import hvac.adapters
+import hvac.exceptions
 import pytest
+import requests
 from infra_lib import Deployment, VaultAPI, parse_policy, vault_api
+
+
+@contextmanager
+def must(what: str) -> Iterator[None]:
+    """Fail the test saying ``what`` is wrong when the hvac call inside raises."""
+    try:
+        yield
+    except hvac.exceptions.VaultError as exc:
+        pytest.fail(f"{what}: {type(exc).__name__}: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +61,24 @@ def names(dep: Deployment, vault_host: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def root(api: VaultAPI) -> hvac.Client:
+    """Root-token client in the root namespace."""
+    return api.client()
+
+
+@pytest.fixture(scope="module")
+def ns(api: VaultAPI, names: dict[str, str]) -> hvac.Client:
+    """Root-token client in the deployment's namespace (the root namespace when there is none)."""
+    return api.client(namespace=names["ns"])
+
+
+def _health(api: VaultAPI) -> tuple[int, dict[str, Any]]:
+    """``GET sys/health`` without a token: (status, document); any status is an answer."""
+    resp = api.client(anonymous=True, raw=True).sys.read_health_status(method="GET")
+    return resp.status_code, resp.json()
+
+
 def test_service_active_and_enabled(dep: Deployment, vault_host: str, names: dict[str, str]):
     svc = dep.host(vault_host).service(names["service"])
     assert svc.is_running, f"{names['service']} is not active on {vault_host}"
@@ -59,17 +99,21 @@ def test_tls_listener(dep: Deployment, vault_host: str, api: VaultAPI):
         or h.socket(f"tcp://{api.port}").is_listening
     )
     # A verified TLS handshake for the host name with the play's CA ...
-    status, health = api.get("/v1/sys/health", token=False)
+    status, health = _health(api)
     assert status == 200, health
-    # ... and plain HTTP is not served.
-    with socket.create_connection((api.ip, api.port), timeout=5) as sock:
-        sock.sendall(b"GET /v1/sys/health HTTP/1.0\r\nHost: x\r\n\r\n")
-        reply = sock.recv(4096)
-    assert b'"initialized"' not in reply, "the API answers over plain HTTP"
+    # ... and plain HTTP is not served (the same hvac call, over http://).
+    plain = hvac.Client(
+        url=f"http://{api.ip}:{api.port}", token="", timeout=5, adapter=hvac.adapters.RawAdapter
+    )
+    try:
+        reply = plain.sys.read_health_status(method="GET").text
+    except requests.RequestException:
+        reply = ""  # refused, reset or not HTTP at all: not served either
+    assert '"initialized"' not in reply, "the API answers over plain HTTP"
 
 
 def test_initialised_and_unsealed(api: VaultAPI):
-    status, health = api.get("/v1/sys/health", token=False)
+    status, health = _health(api)
     assert status == 200, f"sys/health answered {status}: {health}"
     assert health["initialized"] is True
     assert health["sealed"] is False
@@ -78,29 +122,29 @@ def test_initialised_and_unsealed(api: VaultAPI):
 
 def test_shamir_custody_matches_server(dep: Deployment, vault_host: str, api: VaultAPI):
     custody = dep.custody(vault_host)
-    status, seal = api.get("/v1/sys/seal-status", token=False)
-    assert status == 200
+    with must("sys/seal-status"):
+        seal = api.client(anonymous=True).sys.read_seal_status()
     assert seal["type"] == "shamir"
     keys = custody.get("unseal_keys_b64") or custody.get("keys_base64") or []
     assert len(keys) == seal["n"], "custody file must hold every unseal share"
     assert int(custody.get("unseal_threshold", seal["t"])) == seal["t"]
     # The root token in custody is valid (and is what the roles used).
-    status, me = api.get("/v1/auth/token/lookup-self")
-    assert status == 200, me
+    with must("the custody root token does not look itself up"):
+        me = api.client().auth.token.lookup_self()
     assert "root" in me["data"]["policies"]
 
 
-def test_transit_key_present(api: VaultAPI, names: dict[str, str]):
-    status, doc = api.get(f"/v1/{names['transit']}/keys/{names['key']}", namespace=names["ns"])
-    assert status == 200, f"transit key {names['key']} missing: {status} {doc}"
+def test_transit_key_present(ns: hvac.Client, names: dict[str, str]):
+    with must(f"transit key {names['key']} missing"):
+        doc = ns.secrets.transit.read_key(name=names["key"], mount_point=names["transit"])
     assert doc["data"]["type"] == "aes256-gcm96"
-    status, mounts = api.get("/v1/sys/mounts", namespace=names["ns"])
+    mounts = ns.sys.list_mounted_secrets_engines()
     assert mounts["data"][names["transit"] + "/"]["type"] == "transit"
 
 
-def test_policy_is_the_quickstart_policy(api: VaultAPI, names: dict[str, str]):
-    status, doc = api.get(f"/v1/sys/policy/{names['policy']}", namespace=names["ns"])
-    assert status == 200, f"policy {names['policy']} missing: {status}"
+def test_policy_is_the_quickstart_policy(ns: hvac.Client, names: dict[str, str]):
+    with must(f"policy {names['policy']} missing"):
+        doc = ns.sys.read_policy(name=names["policy"])
     rules = doc.get("rules") or doc["data"]["rules"]
     t, k = names["transit"], names["key"]
     expected = {
@@ -115,14 +159,12 @@ def test_policy_is_the_quickstart_policy(api: VaultAPI, names: dict[str, str]):
         assert set(caps) <= {"read", "update"}, f"{path} grants more than read/update: {caps}"
 
 
-def test_approle_role_settings(api: VaultAPI, names: dict[str, str]):
-    status, auths = api.get("/v1/sys/auth", namespace=names["ns"])
-    assert status == 200
+def test_approle_role_settings(ns: hvac.Client, names: dict[str, str]):
+    with must("sys/auth"):
+        auths = ns.sys.list_auth_methods()
     assert auths["data"][names["approle"] + "/"]["type"] == "approle"
-    status, doc = api.get(
-        f"/v1/auth/{names['approle']}/role/{names['role']}", namespace=names["ns"]
-    )
-    assert status == 200, f"role {names['role']} missing: {status}"
+    with must(f"role {names['role']} missing"):
+        doc = ns.auth.approle.read_role(names["role"], mount_point=names["approle"])
     role = doc["data"]
     assert role["token_num_uses"] == 0
     assert role["secret_id_num_uses"] == 0
@@ -137,44 +179,44 @@ def test_storage_secret_id_logs_in_with_least_privilege(
     """The credentials on the storage host work, and the token can do nothing but transit."""
     env = dep.storage_env(dep.storage_hosts[0])
     assert env.get("MINIO_SSE_VAULT_NAMESPACE", "") == names["ns"]
-    status, login = api.request(
-        "POST",
-        f"/v1/auth/{names['approle']}/login",
-        namespace=names["ns"],
-        body={
-            "role_id": env["MINIO_SSE_VAULT_APPROLE_ID"],
-            "secret_id": env["MINIO_SSE_VAULT_APPROLE_SECRET"],
-        },
-        token=False,
-    )
-    assert status == 200, f"AppRole login with the storage host's credentials failed: {status}"
+    anonymous = api.client(namespace=names["ns"], anonymous=True)
+    with must("AppRole login with the storage host's credentials failed"):
+        login = anonymous.auth.approle.login(
+            env["MINIO_SSE_VAULT_APPROLE_ID"],
+            env["MINIO_SSE_VAULT_APPROLE_SECRET"],
+            use_token=False,
+            mount_point=names["approle"],
+        )
     auth = login["auth"]
     assert auth["lease_duration"] <= 60
     assert "root" not in auth["policies"]
-    app = VaultAPI(api.ip, api.port, api.server_name, api.ca_file, auth["client_token"])
-    status, _ = app.request(
-        "POST",
-        f"/v1/{names['transit']}/datakey/plaintext/{names['key']}",
-        namespace=names["ns"],
-        token=True,
-    )
-    assert status == 200
-    status, _ = app.get(f"/v1/sys/policy/{names['policy']}", namespace=names["ns"])
-    assert status == 403, "the AppRole token can read policies: not least privilege"
-    app.request("POST", "/v1/auth/token/revoke-self", namespace=names["ns"])
+    app = api.client(namespace=names["ns"], token=auth["client_token"])
+    with must("the AppRole token cannot make a data key"):
+        app.secrets.transit.generate_data_key(
+            name=names["key"], key_type="plaintext", mount_point=names["transit"]
+        )
+    with pytest.raises(hvac.exceptions.Forbidden):
+        app.sys.read_policy(name=names["policy"])
+        pytest.fail("the AppRole token can read policies: not least privilege")
+    app.auth.token.revoke_self()
 
 
-def test_namespace_isolation(api: VaultAPI, names: dict[str, str]):
+def test_namespace_isolation(root: hvac.Client, names: dict[str, str]):
     """With a namespace, everything lives inside it and none of it exists in the root."""
     if not names["ns"]:
         pytest.skip("no namespace in this deployment")
-    status, doc = api.get(f"/v1/sys/namespaces/{names['ns']}")
-    assert status == 200, f"namespace {names['ns']} missing: {status} {doc}"
-    status, _ = api.get(f"/v1/{names['transit']}/keys/{names['key']}")
-    assert status in (400, 403, 404), "transit key also exists in the root namespace"
-    status, _ = api.get(f"/v1/sys/policy/{names['policy']}")
-    assert status == 404, "policy also exists in the root namespace"
-    status, auths = api.get("/v1/sys/auth")
+    # hvac has no typed read for one namespace; its generic read answers None for a 404
+    doc = root.read(f"sys/namespaces/{names['ns']}")
+    assert doc, f"namespace {names['ns']} missing"
+    with pytest.raises(
+        (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath)
+    ):
+        root.secrets.transit.read_key(name=names["key"], mount_point=names["transit"])
+        pytest.fail("transit key also exists in the root namespace")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.sys.read_policy(name=names["policy"])
+        pytest.fail("policy also exists in the root namespace")
+    auths = root.sys.list_auth_methods()
     assert names["approle"] + "/" not in auths["data"], "AppRole also enabled in the root"
-    status, mounts = api.get("/v1/sys/mounts")
+    mounts = root.sys.list_mounted_secrets_engines()
     assert names["transit"] + "/" not in mounts["data"], "transit also mounted in the root"

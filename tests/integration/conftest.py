@@ -21,7 +21,10 @@ Function-scoped credentials (a fresh secret-id for every test):
   role and policy never change).
 
 ``AppRoleCreds.env()`` gives the ``MINIO_SSE_VAULT_*`` variables for a server process and
-``AppRoleCreds.kms_kwargs()`` the arguments of ``VaultKMS``/``build_kms``. Tests that stop,
+``AppRoleCreds.kms_kwargs()`` the arguments of ``VaultKMS``/``build_kms``. The harness speaks to
+OpenBao through ``hvac``: ``server.client(namespace=..., token=...)`` is an ``hvac.Client`` with
+the root token by default, ``server.api(method, path, ...)`` the raw-path call for asserting an
+endpoint's exact status and body. Tests that stop,
 seal or pause OpenBao must use their own ``OpenBao()`` instance (or the ``private_openbao``
 fixture), never the shared ones.
 """
