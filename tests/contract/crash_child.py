@@ -1,11 +1,12 @@
 """Child process of the contract crash tests: opens the store described on stdin (one JSON
 line, see `backends.StoreSite.to_json`) and writes until the parent SIGKILLs it.
 
-Usage: ``python -m tests.contract.crash_child MODE FIRST_GEN`` (repo root on PYTHONPATH) with MODE one of `crash_plan.MODES`, or
-``commit-then-die`` / ``uncommitted-then-die`` (deterministic: the child kills itself right
-after committing, or while holding uncommitted data). It prints ``ready`` once the store is
-open, then ``begin G`` / ``committed G`` around every operation (flushed, so the parent knows
-what the child had acknowledged when it died).
+Usage (repo root on PYTHONPATH): ``python -m tests.contract.crash_child MODE FIRST_GEN``
+with MODE one of `crash_plan.MODES`, or ``commit-then-die`` / ``uncommitted-then-die``
+(deterministic: the child kills itself right after committing, or while holding uncommitted
+data). It prints ``opening`` before it opens the store, ``ready`` once it is open, then
+``begin G`` / ``committed G`` around every operation (flushed, so the parent knows what the
+child had acknowledged when it died).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import os
 import signal
 import sys
 
-from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta
-from sealstore.storage.contract import Store
 from tests.contract.backends import StoreSite
 from tests.contract.crash_plan import (
     BUCKET,
@@ -28,6 +27,9 @@ from tests.contract.crash_plan import (
 )
 from tests.contract.support import KIB, content, md5hex, put, put_part, sha256hex
 
+from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta
+from sealstore.storage.contract import Store
+
 CHUNK = 64 * KIB
 
 
@@ -37,7 +39,9 @@ def say(line: str) -> None:
 
 async def replace(store: Store, gen: int) -> None:
     data = single_data(gen)
-    await put(store, BUCKET, KEY, data, step=CHUNK, user_meta={"gen": str(gen), "sha256": sha256hex(data)})
+    await put(
+        store, BUCKET, KEY, data, step=CHUNK, user_meta={"gen": str(gen), "sha256": sha256hex(data)}
+    )
 
 
 async def multipart(store: Store, mode: str, gen: int) -> None:
@@ -78,6 +82,7 @@ async def die_after(store: Store, committed: bool) -> None:
 
 async def main(mode: str, gen: int) -> None:
     site = StoreSite.from_stdin()
+    say("opening")
     async with site.opened() as store:
         with contextlib.suppress(BucketAlreadyOwnedByYou):
             await store.create_bucket(BUCKET)

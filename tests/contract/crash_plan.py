@@ -24,9 +24,9 @@ def single_data(gen: int) -> bytes:
 def part_variants(mode: str, gen: int, number: int) -> list[bytes]:
     """Every version of part ``number`` the child uploads in ``gen``, in upload order."""
     if mode == "complete":
-        size = {1: 700 * KIB + gen, 2: 400 * KIB, 3: 1000 + gen}[number]
+        size = {1: 300 * KIB + gen, 2: 100 * KIB, 3: 1000 + gen}[number]
         return [content(("part", gen, number), size)]
-    return [content(("variant", gen, number, v), 300 * KIB + 1000 * v + number) for v in range(3)]
+    return [content(("variant", gen, number, v), 80 * KIB + 1000 * v + number) for v in range(3)]
 
 
 def part_numbers(mode: str) -> list[int]:

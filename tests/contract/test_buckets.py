@@ -5,6 +5,7 @@ with it while objects block it."""
 from __future__ import annotations
 
 import pytest
+from tests.contract.support import put, put_part
 
 from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
@@ -15,36 +16,35 @@ from sealstore.storage.base import (
     ObjectMeta,
 )
 from sealstore.storage.contract import Store
-from tests.contract.support import put, put_part
 
 
-async def test_create_exists_list_delete(store: Store) -> None:
-    assert not await store.bucket_exists("zeta")
-    assert await store.list_buckets() == []
+async def test_create_exists_list_delete(empty_store: Store) -> None:
+    assert not await empty_store.bucket_exists("zeta")
+    assert await empty_store.list_buckets() == []
     for name in ("zeta", "alpha", "mid.dle-1"):
-        await store.create_bucket(name)
-    assert await store.bucket_exists("zeta")
-    listed = await store.list_buckets()
+        await empty_store.create_bucket(name)
+    assert await empty_store.bucket_exists("zeta")
+    listed = await empty_store.list_buckets()
     assert [b.name for b in listed] == ["alpha", "mid.dle-1", "zeta"]  # S3: by name
     assert all(b.created > 0 for b in listed)
 
-    await store.delete_bucket("alpha")
-    assert not await store.bucket_exists("alpha")
-    assert [b.name for b in await store.list_buckets()] == ["mid.dle-1", "zeta"]
+    await empty_store.delete_bucket("alpha")
+    assert not await empty_store.bucket_exists("alpha")
+    assert [b.name for b in await empty_store.list_buckets()] == ["mid.dle-1", "zeta"]
 
 
-async def test_create_twice_is_already_owned(store: Store) -> None:
-    await store.create_bucket("twice")
+async def test_create_twice_is_already_owned(empty_store: Store) -> None:
+    await empty_store.create_bucket("twice")
     with pytest.raises(BucketAlreadyOwnedByYou):
-        await store.create_bucket("twice")
-    assert [b.name for b in await store.list_buckets()] == ["twice"]
+        await empty_store.create_bucket("twice")
+    assert [b.name for b in await empty_store.list_buckets()] == ["twice"]
 
 
 @pytest.mark.parametrize("name", ["ab", "UPPER", "a..b", "-lead", "192.168.1.1"])
-async def test_invalid_bucket_name_is_refused(store: Store, name: str) -> None:
+async def test_invalid_bucket_name_is_refused(empty_store: Store, name: str) -> None:
     with pytest.raises(InvalidBucketName):
-        await store.create_bucket(name)
-    assert await store.list_buckets() == []
+        await empty_store.create_bucket(name)
+    assert await empty_store.list_buckets() == []
 
 
 async def test_missing_bucket_is_no_such_bucket_everywhere(store: Store) -> None:
@@ -91,8 +91,8 @@ async def test_bucket_configs_put_get_remove(store: Store, bucket: str) -> None:
     assert await store.get_bucket_config(bucket, "policy") == '{"Version": "2012-10-17"}'
     await store.put_bucket_config(bucket, "versioning", None)  # removing nothing is fine
 
-    await store.create_bucket("other")
-    assert await store.get_bucket_config("other", "policy") is None  # configs are per bucket
+    await store.create_bucket(f"{bucket}-other")
+    assert await store.get_bucket_config(f"{bucket}-other", "policy") is None  # per bucket
 
 
 async def test_delete_bucket_drops_its_configs(store: Store, bucket: str) -> None:

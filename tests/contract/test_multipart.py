@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from tests.contract.backends import StoreSite
+from tests.contract.support import content, md5hex, put, put_part, read_all
 
 from sealstore.storage.base import (
     MAX_PART_NUMBER,
@@ -23,8 +25,6 @@ from sealstore.storage.base import (
     UploadMeta,
 )
 from sealstore.storage.contract import Store
-from tests.contract.backends import StoreSite
-from tests.contract.support import content, md5hex, put, put_part, read_all
 
 
 async def new_upload(store: Store, bucket: str, key: str = "mp", **fields: object) -> UploadMeta:
@@ -240,9 +240,7 @@ async def test_min_part_size_boundary(store: Store, bucket: str, site: StoreSite
     upload = await new_upload(store, bucket)
     datas = [content("b1", floor), content("b2", floor), content("b3", 1)]
     etags = [(await put_part(store, upload, n, d)).etag for n, d in enumerate(datas, 1)]
-    meta = await store.complete_upload(
-        upload, list(enumerate(etags, 1)), ObjectMeta(bucket, "mp")
-    )
+    meta = await store.complete_upload(upload, list(enumerate(etags, 1)), ObjectMeta(bucket, "mp"))
     assert meta.size == 2 * floor + 1
     assert await read_all(store, meta) == b"".join(datas)
 

@@ -9,9 +9,6 @@ import asyncio
 import time
 
 import pytest
-
-from sealstore.storage.base import InvalidObjectName, NoSuchKey, ObjectMeta
-from sealstore.storage.contract import Store
 from tests.contract.backends import StoreSite
 from tests.contract.support import (
     KIB,
@@ -24,6 +21,9 @@ from tests.contract.support import (
     read_all,
     sha256hex,
 )
+
+from sealstore.storage.base import InvalidObjectName, NoSuchKey, ObjectMeta
+from sealstore.storage.contract import Store
 
 
 async def test_commit_then_head_and_read(store: Store, bucket: str) -> None:
@@ -134,7 +134,7 @@ async def test_started_reader_keeps_old_bytes_through_replace(store: Store, buck
     meta = await store.head(bucket, "obj")
     stream = store.read(meta)
     first = bytes(await anext(stream))
-    assert 0 < len(first) and old.startswith(first)
+    assert len(first) > 0 and old.startswith(first)
 
     await put(store, bucket, "obj", new, step=256 * KIB)
     head = await store.head(bucket, "obj")
@@ -197,7 +197,9 @@ async def test_concurrent_replaces_are_atomic_for_readers(store: Store, bucket: 
         try:
             for round_ in range(8):
                 data = blobs[(round_ + 1) % len(blobs)]
-                await put(store, bucket, "hot", data, step=64 * KIB, user_meta={"sha": sha256hex(data)})
+                await put(
+                    store, bucket, "hot", data, step=64 * KIB, user_meta={"sha": sha256hex(data)}
+                )
         finally:
             stop.set()
 

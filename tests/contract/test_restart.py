@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.contract.backends import StoreSite
+from tests.contract.support import KIB, MIB, content, put, put_multipart, put_part, read_all
 
 from sealstore.storage.base import NoSuchKey, NoSuchUpload, ObjectMeta
 from sealstore.storage.contract import Store
-from tests.contract.backends import StoreSite
-from tests.contract.support import KIB, MIB, content, put, put_multipart, put_part, read_all
 
 BUCKET = "durable"
 
@@ -54,12 +54,12 @@ async def populate(store: Store, floor: int) -> dict[str, object]:
     return {"single": single, "multi": multi, "pending": pending, "p1": p1, "p2": p2}
 
 
-async def test_committed_state_survives_reopen(site: StoreSite) -> None:
-    floor = site.min_part_size
-    async with site.opened() as store:
+async def test_committed_state_survives_reopen(fresh_site: StoreSite) -> None:
+    floor = fresh_site.min_part_size
+    async with fresh_site.opened() as store:
         made = await populate(store, floor)
 
-    async with site.opened() as store:
+    async with fresh_site.opened() as store:
         assert [b.name for b in await store.list_buckets()] == [BUCKET, "emptied"]
         assert await store.get_bucket_config(BUCKET, "versioning") == "<Status>Enabled</Status>"
         listed = await store.list_objects(BUCKET)
@@ -98,16 +98,16 @@ async def test_committed_state_survives_reopen(site: StoreSite) -> None:
         )
         assert await read_all(store, done) == content("pend1", floor) + content("pend2", 10)
 
-    async with site.opened() as store:  # the completion is durable too
+    async with fresh_site.opened() as store:  # the completion is durable too
         with pytest.raises(NoSuchUpload):
             await store.get_upload(BUCKET, "pending", pending.upload_id)
         meta = await store.head(BUCKET, "pending")
         assert await read_all(store, meta) == content("pend1", floor) + content("pend2", 10)
 
 
-async def test_two_instances_on_one_site_see_each_others_commits(site: StoreSite) -> None:
+async def test_two_instances_on_one_site_see_each_others_commits(fresh_site: StoreSite) -> None:
     """A store is shared state, not per-instance state (several server processes share one)."""
-    async with site.opened() as first, site.opened() as second:
+    async with fresh_site.opened() as first, fresh_site.opened() as second:
         await first.create_bucket(BUCKET)
         assert await second.bucket_exists(BUCKET)
         await put(second, BUCKET, "from-second", b"2")
