@@ -24,9 +24,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from sealstore import sse
 from sealstore.client_scan import Leak, scan_dir
 from sealstore.crypto import dare
+from sealstore.objects import metadata as sse
 from tests.integration.server import (
     REGION,
     ROOT_PASSWORD,

@@ -17,8 +17,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from sealstore import sse
 from sealstore.crypto import dare, keys
+from sealstore.objects import metadata as sse
 from tests.integration.server import ROOT_PASSWORD, ServerProcess, base_env, make_client
 
 MASTER_KEY = "sealstore-test-key:" + hashlib.sha256(b"integration master").hexdigest()

@@ -19,9 +19,9 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from sealstore import sse
 from sealstore.crypto import dare, keys
 from sealstore.crypto.context import encode_context
+from sealstore.objects import metadata as sse
 from tests.integration.openbao import AppRoleCreds, OpenBao
 from tests.integration.server import (
     REGION,

@@ -1,11 +1,12 @@
-"""app.map_exception: every internal failure a client can cause becomes the right S3 error."""
+"""s3.errors.s3_error_for (the one exception table): every internal failure a client can cause
+becomes the right S3 error."""
 
 from __future__ import annotations
 
 import pytest
 
-from sealstore.s3.app import map_exception
 from sealstore.s3.errors import S3Error
+from sealstore.s3.errors import s3_error_for as map_exception
 from sealstore.storage import base as st
 
 

@@ -1,4 +1,5 @@
-"""S3Error, its catalogue (codes and statuses as AWS documents them) and the XML document."""
+"""S3Error, its catalogue (codes and statuses as AWS documents them), the XML document, and the
+one exception table (s3_error_for) for the object service's own errors and MRO lookup."""
 
 from __future__ import annotations
 
@@ -129,3 +130,44 @@ def test_kms_not_configured() -> None:
 def test_str_and_repr() -> None:
     err = S3Error("AccessDenied")
     assert "AccessDenied" in str(err) and "403" in repr(err)
+
+
+# --------------------------------------------------------------------------- the exception table
+
+
+def test_object_service_errors_map_to_their_code_and_message() -> None:
+    from sealstore.objects import errors as oe
+    from sealstore.s3.errors import s3_error_for
+
+    cases = [
+        (oe.BadDigest(), "BadDigest", 400, CATALOGUE["BadDigest"][1]),
+        (oe.InvalidRequest("copy to itself"), "InvalidRequest", 400, "copy to itself"),
+        (oe.KMSNotConfigured(), "NotImplemented", 501, kms_not_configured().message),
+        (oe.EntityTooLarge("A part may be at most 5 bytes"), "EntityTooLarge", 400, None),
+        (oe.InvalidPartETag(), "InvalidPart", 400, None),
+        (oe.BucketConfigUnreadable(), "InternalError", 500, None),
+    ]
+    for exc, code, status, message in cases:
+        err = s3_error_for(exc)
+        assert err is not None and (err.code, err.status) == (code, status), exc
+        if message is not None:
+            assert err.message == message
+    too_large = s3_error_for(oe.EntityTooLarge("A part may be at most 5 bytes"))
+    assert too_large is not None and too_large.message.endswith("5 bytes")
+
+
+def test_lookup_follows_the_mro_most_specific_first() -> None:
+    from sealstore.kms import base as kms_base
+    from sealstore.s3.errors import ERROR_TABLE, s3_error_for
+
+    class CustomLogin(kms_base.KMSLoginError):
+        pass
+
+    err = s3_error_for(CustomLogin("KMS login failed: bad secret"))
+    assert err is not None and err.message.startswith("KMS login failed")  # not "unreachable"
+    err = s3_error_for(kms_base.KMSError("odd"))
+    assert err is not None and (err.code, err.message) == ("InternalError", "KMS error: odd")
+    same = S3Error("NoSuchKey")
+    assert s3_error_for(same) is same
+    assert s3_error_for(ValueError("x")) is None
+    assert all(isinstance(k, type) for k in ERROR_TABLE)

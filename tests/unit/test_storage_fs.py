@@ -71,8 +71,12 @@ async def put(backend: FSBackend, key: str, data: bytes, bucket: str = BUCKET, *
         return await writer.commit(template)
 
 
-async def read_all(backend: FSBackend, meta: ObjectMeta, *args: int, **kw: int) -> bytes:
-    return b"".join([chunk async for chunk in backend.read(meta, *args, **kw)])
+async def read_all(
+    backend: FSBackend, meta: ObjectMeta, *args: int | None, chunk_size: int | None = None
+) -> bytes:
+    if chunk_size is not None:
+        backend.read_size = chunk_size  # the backend's own read size (not in the contract)
+    return b"".join([chunk async for chunk in backend.read(meta, *args)])
 
 
 def blob_files(root: Path) -> set[str]:
@@ -204,8 +208,9 @@ def test_put_head_read_roundtrip(tmp_path: Path) -> None:
         assert head.parts == []
         assert head.last_modified == meta.last_modified
         assert await read_all(b, head) == data
-        # chunks honour chunk_size
-        sizes = [len(c) async for c in b.read(head, 0, None, 65536)]
+        # chunks honour the backend's read size
+        b.read_size = 65536
+        sizes = [len(c) async for c in b.read(head, 0, None)]
         assert max(sizes) <= 65536
         assert sum(sizes) == len(data)
 
@@ -336,7 +341,8 @@ def test_replace_while_reading(tmp_path: Path) -> None:
 
     async def body(b: FSBackend) -> None:
         meta = await put(b, "k", old)
-        stream = b.read(meta, chunk_size=1 << 16)
+        b.read_size = 1 << 16
+        stream = b.read(meta)
         first = await anext(stream)
         await put(b, "k", new)  # replace: old file unlinked at once (gc_grace=0)
         rest = b"".join([c async for c in stream])
@@ -351,7 +357,8 @@ def test_delete_while_reading(tmp_path: Path) -> None:
 
     async def body(b: FSBackend) -> None:
         meta = await put(b, "k", old)
-        stream = b.read(meta, chunk_size=1 << 16)
+        b.read_size = 1 << 16
+        stream = b.read(meta)
         first = await anext(stream)
         await b.delete(BUCKET, "k")
         assert blob_files(tmp_path) == set()  # unlinked, yet still readable through the fd
@@ -1007,7 +1014,7 @@ def test_cancelled_commits_publish_all_or_nothing(tmp_path: Path) -> None:
     run(tmp_path, body, gc_grace=0)
 
 
-# ------------------------------------------------------------------ preflight and write_via
+# ------------------------------------------------------------------ preflight and transforms
 
 
 def test_preflight_reports_unusable_directory_and_leaves_nothing_running(
@@ -1031,50 +1038,90 @@ def test_preflight_reports_unusable_directory_and_leaves_nothing_running(
     assert threading.active_count() == before
 
 
-def test_write_via_transforms_and_writes_in_one_storage_thread_hop(tmp_path: Path) -> None:
+class _XorTransform:
+    """A write transform that records its thread and changes every byte (so a test can see it
+    ran), like an encryptor: update may hold nothing back here, finalize adds a trailer."""
+
+    def __init__(self, threads: list[str]) -> None:
+        self.threads = threads
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return bytes(b ^ 0x5A for b in bytes(data)[:4096]) + bytes(data)[4096:]
+
+    def finalize(self) -> bytes:
+        return b"END"
+
+
+def test_transform_runs_with_the_write_in_one_storage_thread_hop(tmp_path: Path) -> None:
     import threading
 
     first, second, third = os.urandom(1000), os.urandom(3 << 20), os.urandom(5000)
     threads: list[str] = []
 
-    def produce() -> bytes:
-        threads.append(threading.current_thread().name)
-        return bytes(b ^ 0x5A for b in second[:4096]) + second[4096:]
-
     async def body(b: FSBackend) -> None:
         async with await b.new_writer(BUCKET, "via") as writer:
+            writer.set_transform(_XorTransform(threads))
             await writer.write(first)  # buffered: must still come first
-            await writer.write_via(produce)
-            # the transform's output is on disk when write_via returns (no second hop)
+            assert writer.written == 0 and writer.accepted == len(first)
+            await writer.write(second)
+            # the transform's output is on disk when write returns (no second hop)
             assert writer._buffer == bytearray()
             assert writer._blob.size == len(first) + len(second) == writer.written
             await writer.write(third)
             meta = await writer.commit(ObjectMeta(bucket=BUCKET, key="via", size=0))
-        expected = first + produce() + third
+        joined = first + second
+        expected = (
+            bytes(x ^ 0x5A for x in joined[:4096])
+            + joined[4096:]
+            + bytes(x ^ 0x5A for x in third[:4096])
+            + third[4096:]
+            + b"END"
+        )
         assert await read_all(b, meta) == expected
+        assert writer.accepted == len(first) + len(second) + len(third)
+        assert len(threads) == 2  # one hop for the first ~1 MiB batch, one in the commit
         assert threads[0].startswith("sealstore-storage")
-        assert threads[0] != threading.main_thread().name
+        assert threading.main_thread().name not in threads
         with pytest.raises(StorageError, match="already committed"):
-            await writer.write_via(produce)
+            await writer.write(b"more")
 
     run(tmp_path, body)
 
 
-def test_part_writer_write_via_and_failure_leaves_nothing(tmp_path: Path) -> None:
-    data = os.urandom(100_000)
-
-    def boom() -> bytes:
+class _Boom:
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
         raise ValueError("transform failed")
+
+    def finalize(self) -> bytes:
+        return b""
+
+
+class _Identity:
+    def update(self, data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+        return data
+
+    def finalize(self) -> bytes:
+        return b""
+
+
+def test_part_writer_transform_and_failure_leaves_nothing(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
 
     async def body(b: FSBackend) -> None:
         upload = await b.create_upload(BUCKET, "mp", ObjectMeta(bucket=BUCKET, key="mp"))
         async with await b.new_part_writer(upload, 1) as pw:
-            await pw.write_via(lambda: data)
+            pw.set_transform(_Identity())
+            await pw.write(data)
             part = await pw.commit("etag1", len(data), {})
         assert part.stored_size == len(data)
         with pytest.raises(ValueError, match="transform failed"):
             async with await b.new_part_writer(upload, 2) as pw2:
-                await pw2.write_via(boom)
+                pw2.set_transform(_Boom())
+                await pw2.write(data)
+                await pw2.commit("etag2", len(data), {})
         parts, _ = await b.list_parts(upload)
         assert [p.number for p in parts] == [1]
         assert tmp_files(tmp_path) == []

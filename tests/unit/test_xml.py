@@ -9,7 +9,6 @@ from sealstore.s3.xml import (
     child_text,
     children,
     document,
-    error_document,
     escape,
     find_path,
     parse,
@@ -39,7 +38,9 @@ def test_document_roundtrip() -> None:
 
 
 def test_error_document() -> None:
-    root = parse(error_document("NoSuchKey", "gone", "/b/k", "REQ1"), "Error")
+    from sealstore.s3.errors import S3Error
+
+    root = parse(S3Error("NoSuchKey", "gone").to_xml("/b/k", "REQ1"), "Error")
     assert child_text(root, "Code") == "NoSuchKey"
     assert child_text(root, "RequestId") == "REQ1"
 

@@ -9,7 +9,6 @@ can forget authentication, error mapping or logging.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import time
@@ -22,8 +21,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from sealstore.s3.context import AppContext, S3Request, new_request_id
-from sealstore.s3.errors import S3Error
-from sealstore.s3.xml import MalformedXMLError
+from sealstore.s3.errors import S3Error, s3_error_for
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
@@ -286,69 +284,6 @@ def authenticate(request: web.Request, ctx: AppContext) -> object:
     )
 
 
-def map_exception(exc: BaseException) -> S3Error | None:
-    """Translate a known internal exception into the S3 error clients should see."""
-    from sealstore.crypto.dare import DareError
-    from sealstore.crypto.keys import KeyMismatchError
-    from sealstore.kms import base as kms_base
-    from sealstore.s3.errors import kms_unavailable
-    from sealstore.sse import SSEMetadataError
-    from sealstore.storage import base as st
-
-    if isinstance(exc, S3Error):
-        return exc
-    if isinstance(exc, MalformedXMLError):
-        return S3Error("MalformedXML", str(exc))
-    if isinstance(exc, kms_base.KMSLoginError):
-        # Credentials refused: still 503 + Retry-After (the server keeps logging in, so a
-        # re-deployed secret-id heals it), but say what is wrong instead of "unreachable".
-        return S3Error(
-            "ServiceUnavailable",
-            f"{exc}; the request was not processed",
-            headers={"Retry-After": "5"},
-        )
-    if isinstance(exc, kms_base.KMSUnavailableError):
-        return kms_unavailable(str(exc) or None)
-    if isinstance(exc, kms_base.KMSAccessDeniedError):
-        return S3Error("AccessDenied", f"The KMS denied access to the key: {exc}")
-    if isinstance(exc, kms_base.KMSKeyNotFoundError):
-        return S3Error("KMS.NotFoundException", str(exc) or None)
-    if isinstance(exc, kms_base.KMSDecryptError | KeyMismatchError):
-        return S3Error(
-            "AccessDenied",
-            "The object's key could not be unsealed with the configured KMS key",
-        )
-    if isinstance(exc, kms_base.KMSError):
-        return S3Error("InternalError", f"KMS error: {exc}")
-    if isinstance(exc, DareError | SSEMetadataError):
-        return S3Error("XMinioObjectTampered")
-    simple: list[tuple[type[BaseException], str]] = [
-        (st.NoSuchBucket, "NoSuchBucket"),
-        (st.NoSuchKey, "NoSuchKey"),
-        (st.BucketAlreadyOwnedByYou, "BucketAlreadyOwnedByYou"),
-        (st.BucketNotEmpty, "BucketNotEmpty"),
-        (st.NoSuchUpload, "NoSuchUpload"),
-        (st.InvalidPart, "InvalidPart"),
-        (st.InvalidPartOrder, "InvalidPartOrder"),
-        (st.EntityTooSmall, "EntityTooSmall"),
-    ]
-    for cls, code in simple:
-        if isinstance(exc, cls):
-            return S3Error(code)
-    if isinstance(exc, st.StorageFull):
-        return S3Error("XMinioStorageFull")
-    if isinstance(exc, st.InvalidArgument):
-        # The storage message names the argument and its range ("part number must be ...").
-        return S3Error("InvalidArgument", str(exc) or None)
-    if isinstance(exc, st.InvalidBucketName):
-        return S3Error("InvalidBucketName", f"The specified bucket is not valid: {exc.reason}")
-    if isinstance(exc, st.InvalidObjectName):
-        if "at most" in exc.reason:
-            return S3Error("KeyTooLongError")
-        return S3Error("InvalidArgument", f"Object name is invalid: {exc.reason}")
-    return None
-
-
 def _error_response(err: S3Error, resource: str, request_id: str, head: bool) -> web.Response:
     body = b"" if head else err.to_xml(resource, request_id)
     resp = web.Response(status=err.status, body=body, content_type="application/xml")
@@ -398,7 +333,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         _finish(ctx, request, resp, op, request_id, path, started, s3req)
         return resp
     except Exception as exc:
-        err = map_exception(exc)
+        err = s3_error_for(exc)
         if err is None:
             ctx.logger.error(
                 "unhandled error",
@@ -500,13 +435,12 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         from sealstore import admin
         from sealstore.kms.factory import build_kms
-        from sealstore.storage.fs import FSBackend
+        from sealstore.objects.service import ObjectService
+        from sealstore.storage.factory import open_store
 
         assert settings.data_dir is not None
-        ctx.storage = FSBackend(settings.data_dir)
-        opener = getattr(ctx.storage, "open", None)
-        if opener is not None:
-            await opener()
+        ctx.storage = open_store(settings.data_dir)
+        await ctx.storage.open()
         ctx.storage_open = True
         ctx.kms = build_kms(settings)
         if ctx.kms is not None and settings.kms_cache_ttl > 0:
@@ -519,6 +453,7 @@ def build_app(settings: Settings) -> web.Application:
             )
         if ctx.kms is not None:
             await ctx.kms.start()
+        ctx.objects = ObjectService(ctx.storage, ctx.kms, auto_encryption=settings.auto_encryption)
         import_handlers()
         monitor = admin.start_monitor(ctx)
         ctx.logger.info("sealstore ready to serve", extra={"pid": os.getpid()})
@@ -528,11 +463,7 @@ def build_app(settings: Settings) -> web.Application:
             await admin.stop_monitor(monitor)
             if ctx.kms is not None:
                 await ctx.kms.close()
-            closer = getattr(ctx.storage, "close", None)
-            if closer is not None:
-                res = closer()
-                if asyncio.iscoroutine(res):
-                    await res
+            await ctx.storage.close()
             ctx.storage_open = False
             ctx.logger.info("sealstore stopped", extra={"pid": os.getpid()})
 

@@ -23,6 +23,7 @@ from multidict import CIMultiDict, MultiDictProxy
 if TYPE_CHECKING:
     from sealstore.config import Settings
     from sealstore.kms.base import KMS
+    from sealstore.objects.service import ObjectService
     from sealstore.s3.body import RequestBody
 
 # Prefix for user metadata headers, lower-case as aiohttp normalises lookups anyway.
@@ -80,6 +81,9 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     kms_health: KMSHealth = field(default_factory=KMSHealth)
     storage_open: bool = False
+    # The object service over ``storage`` and ``kms``; build_app sets it once both are up,
+    # before the first request, so handlers use it without a None check.
+    objects: ObjectService = field(default=None, repr=False)  # type: ignore[assignment]
 
 
 def new_request_id() -> str:

@@ -9,14 +9,24 @@ drifting on) statuses and wording, and it lets tests check every code against AW
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from xml.sax.saxutils import escape
+
+from sealstore.crypto.dare import DareError
+from sealstore.crypto.keys import KeyMismatchError
+from sealstore.kms import base as kms_base
+from sealstore.objects.errors import ObjectError
+from sealstore.objects.metadata import SSEMetadataError
+from sealstore.s3.xml import MalformedXMLError
+from sealstore.storage import base as st
 
 __all__ = [
     "CATALOGUE",
+    "ERROR_TABLE",
     "S3Error",
     "kms_not_configured",
     "kms_unavailable",
+    "s3_error_for",
 ]
 
 # code -> (HTTP status, default message).  Statuses follow the AWS S3 error table; the few
@@ -252,3 +262,91 @@ def kms_not_configured() -> S3Error:
         "NotImplemented",
         "Server side encryption specified but KMS is not configured",
     )
+
+
+# --------------------------------------------------------------------------- exception table
+
+
+def _kms_login(exc: BaseException) -> S3Error:
+    # Credentials refused: still 503 + Retry-After (the server keeps logging in, so a
+    # re-deployed secret-id heals it), but say what is wrong instead of "unreachable".
+    return S3Error(
+        "ServiceUnavailable",
+        f"{exc}; the request was not processed",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _unsealable(_exc: BaseException) -> S3Error:
+    return S3Error(
+        "AccessDenied", "The object's key could not be unsealed with the configured KMS key"
+    )
+
+
+def _object_name(exc: BaseException) -> S3Error:
+    reason = exc.reason if isinstance(exc, st.InvalidObjectName) else str(exc)
+    if "at most" in reason:
+        return S3Error("KeyTooLongError")
+    return S3Error("InvalidArgument", f"Object name is invalid: {reason}")
+
+
+def _bucket_name(exc: BaseException) -> S3Error:
+    reason = exc.reason if isinstance(exc, st.InvalidBucketName) else str(exc)
+    return S3Error("InvalidBucketName", f"The specified bucket is not valid: {reason}")
+
+
+def _object_error(exc: BaseException) -> S3Error:
+    assert isinstance(exc, ObjectError)
+    return S3Error(exc.code, exc.message)
+
+
+def _itself(exc: BaseException) -> S3Error:
+    assert isinstance(exc, S3Error)
+    return exc
+
+
+def _code(code: str) -> Callable[[BaseException], S3Error]:
+    return lambda _exc: S3Error(code)
+
+
+# Exception class -> the S3 error a client sees. Looked up along the exception's MRO, so the
+# most specific entry wins (KMSLoginError before KMSUnavailableError before KMSError). The
+# StorageError base itself is absent on purpose: an unclassified storage failure is a 500.
+ERROR_TABLE: dict[type[BaseException], Callable[[BaseException], S3Error]] = {
+    S3Error: _itself,
+    MalformedXMLError: lambda exc: S3Error("MalformedXML", str(exc)),
+    ObjectError: _object_error,
+    kms_base.KMSLoginError: _kms_login,
+    kms_base.KMSUnavailableError: lambda exc: kms_unavailable(str(exc) or None),
+    kms_base.KMSAccessDeniedError: lambda exc: S3Error(
+        "AccessDenied", f"The KMS denied access to the key: {exc}"
+    ),
+    kms_base.KMSKeyNotFoundError: lambda exc: S3Error("KMS.NotFoundException", str(exc) or None),
+    kms_base.KMSDecryptError: _unsealable,
+    KeyMismatchError: _unsealable,
+    kms_base.KMSError: lambda exc: S3Error("InternalError", f"KMS error: {exc}"),
+    DareError: _code("XMinioObjectTampered"),
+    SSEMetadataError: _code("XMinioObjectTampered"),
+    st.NoSuchBucket: _code("NoSuchBucket"),
+    st.NoSuchKey: _code("NoSuchKey"),
+    st.BucketAlreadyOwnedByYou: _code("BucketAlreadyOwnedByYou"),
+    st.BucketNotEmpty: _code("BucketNotEmpty"),
+    st.NoSuchUpload: _code("NoSuchUpload"),
+    st.InvalidPart: _code("InvalidPart"),
+    st.InvalidPartOrder: _code("InvalidPartOrder"),
+    st.EntityTooSmall: _code("EntityTooSmall"),
+    st.StorageFull: _code("XMinioStorageFull"),
+    # The storage message names the argument and its range ("part number must be ...").
+    st.InvalidArgument: lambda exc: S3Error("InvalidArgument", str(exc) or None),
+    st.InvalidBucketName: _bucket_name,
+    st.InvalidObjectName: _object_name,
+}
+
+
+def s3_error_for(exc: BaseException) -> S3Error | None:
+    """The S3 error for a known internal exception, or None (an unexpected failure: 500)."""
+    for cls in type(exc).__mro__:
+        entry = ERROR_TABLE.get(cls)
+        if entry is not None:
+            return entry(exc)
+    return None

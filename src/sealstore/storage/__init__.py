@@ -1,4 +1,5 @@
-"""Storage backends: the contract (`base`) and the durable local-disk backend (`fs`)."""
+"""Storage backends: the contract (`contract` Protocols, `base` types and errors), the durable
+local-disk backend (`fs`) and `factory.open_store`, which picks a backend for a data location."""
 
 from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
@@ -22,7 +23,8 @@ from sealstore.storage.base import (
     validate_bucket_name,
     validate_object_key,
 )
-from sealstore.storage.fs import FSBackend, ObjectWriter, PartWriter
+from sealstore.storage.contract import ObjectWriter, PartWriter, Store
+from sealstore.storage.fs import FSBackend
 
 __all__ = [
     "BucketAlreadyOwnedByYou",
@@ -45,6 +47,7 @@ __all__ = [
     "PartWriter",
     "StorageError",
     "StorageFull",
+    "Store",
     "UploadMeta",
     "validate_bucket_name",
     "validate_object_key",

@@ -7,6 +7,7 @@ a backend, so the HTTP layer can reject a bad name before it opens a stream.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -222,3 +223,21 @@ def normalize_etag(etag: str) -> str:
     if len(etag) >= 2 and etag[0] == etag[-1] == '"':
         etag = etag[1:-1]
     return etag.lower()
+
+
+def multipart_etag(part_etags: list[str]) -> str:
+    """S3's multipart ETag: hex(md5(concat of binary part MD5s)) + ``-N``.
+
+    A listed ETag that is not 32 hex characters cannot belong to any part (parts always carry
+    their plaintext MD5), so it raises InvalidPart.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    for etag in part_etags:
+        try:
+            raw = bytes.fromhex(normalize_etag(etag))
+        except ValueError:
+            raise InvalidPart(f"part ETag {etag!r} is not an MD5 digest") from None
+        if len(raw) != 16:
+            raise InvalidPart(f"part ETag {etag!r} is not an MD5 digest")
+        digest.update(raw)
+    return f"{digest.hexdigest()}-{len(part_etags)}"

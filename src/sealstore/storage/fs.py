@@ -17,14 +17,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
 
 from sealstore.storage.base import (
@@ -33,7 +31,6 @@ from sealstore.storage.base import (
     BucketInfo,
     InvalidArgument,
     ListResult,
-    NoSuchKey,
     ObjectMeta,
     PartMeta,
     StorageError,
@@ -41,14 +38,16 @@ from sealstore.storage.base import (
     encode_key,
     validate_bucket_name,
 )
+from sealstore.storage.contract import ReadTransform
 from sealstore.storage.files import (
     BlobWriter,
     Layout,
     SweepReport,
-    open_blobs,
     sweep,
     unlink_blobs,
 )
+from sealstore.storage.fs_reader import READ_SIZE, read_stored
+from sealstore.storage.fs_writers import FSObjectWriter, FSPartWriter
 from sealstore.storage.index import Index
 from sealstore.storage.listing import list_page
 
@@ -57,18 +56,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_GC_GRACE_S = 60.0
-_WRITE_BUFFER = 1 << 20  # coalesce small writes so each thread hop moves ~1 MiB
-
-
-def _pread_via(
-    fd: int, size: int, pos: int, transform: Callable[[bytes], bytes] | None
-) -> tuple[int, bytes]:
-    """Read up to ``size`` bytes at ``pos`` and apply ``transform`` in the same (storage
-    thread) call; return (bytes read, result). A zero count means end of file."""
-    data = os.pread(fd, size, pos)
-    if not data or transform is None:
-        return len(data), data
-    return len(data), transform(data)
 
 
 class FSBackend:
@@ -81,8 +68,12 @@ class FSBackend:
         gc_grace: float = DEFAULT_GC_GRACE_S,
         threads: int = 8,
         min_part_size: int = MIN_PART_SIZE,
+        read_size: int = READ_SIZE,
     ) -> None:
+        if read_size <= 0:
+            raise ValueError("read_size must be positive")
         self.data_dir = Path(data_dir)
+        self.read_size = read_size
         self.layout = Layout(self.data_dir)
         self.gc_grace = gc_grace
         self.min_part_size = min_part_size
@@ -234,10 +225,10 @@ class FSBackend:
 
     # -- objects -----------------------------------------------------------------------
 
-    async def new_writer(self, bucket: str, key: str) -> ObjectWriter:
+    async def new_writer(self, bucket: str, key: str) -> FSObjectWriter:
         raw = encode_key(key)
         blob = await self._run(self._new_blob, bucket)
-        return ObjectWriter(self, blob, bucket, key, raw)
+        return FSObjectWriter(self._run, self._change, self._index, blob, bucket, key, raw)
 
     def _new_blob(self, bucket: str) -> BlobWriter:
         """Check the bucket and create the temp file in one thread hop."""
@@ -252,10 +243,11 @@ class FSBackend:
         meta: ObjectMeta,
         offset: int = 0,
         length: int | None = None,
-        chunk_size: int = 1 << 20,
-        transform: Callable[[bytes], bytes] | None = None,
+        *,
+        transform: ReadTransform | None = None,
     ) -> AsyncIterator[bytes]:
-        """Stream stored bytes [offset, offset+length) across the object's data files.
+        """Stream stored bytes [offset, offset+length) across the object's data files, in
+        chunks of ``read_size`` (see READ_SIZE).
 
         ``transform`` (e.g. a DARE decryptor's ``update``) runs on each chunk in the same
         storage thread call as its read and its non-empty results are yielded instead: one
@@ -267,65 +259,7 @@ class FSBackend:
         """
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
-        return self._read(meta, offset, length, chunk_size, transform)
-
-    @staticmethod
-    def _segments(meta: ObjectMeta, offset: int, length: int | None) -> list[tuple[int, int, int]]:
-        """(file index, offset in file, byte count) for the requested stored range."""
-        sizes = [p.stored_size for p in meta.parts] if meta.parts else [meta.stored_size]
-        if len(sizes) != len(meta.files):
-            raise StorageError(
-                f"object {meta.bucket}/{meta.key}: {len(meta.files)} data files for "
-                f"{len(sizes)} parts"
-            )
-        total = sum(sizes)
-        end = total if length is None else min(total, offset + length)
-        out: list[tuple[int, int, int]] = []
-        base = 0
-        for i, size in enumerate(sizes):
-            lo, hi = max(offset, base), min(end, base + size)
-            if lo < hi:
-                out.append((i, lo - base, hi - lo))
-            base += size
-        return out
-
-    async def _read(
-        self,
-        meta: ObjectMeta,
-        offset: int,
-        length: int | None,
-        chunk_size: int,
-        transform: Callable[[bytes], bytes] | None,
-    ) -> AsyncIterator[bytes]:
-        segments = self._segments(meta, offset, length)
-        if not segments:
-            return
-        wanted = sorted({i for i, _, _ in segments})
-        try:
-            opened = await self._run(open_blobs, self.layout, [meta.files[i] for i in wanted])
-        except FileNotFoundError:
-            raise NoSuchKey(meta.key) from None
-        fds = dict(zip(wanted, opened, strict=True))
-        try:
-            for i, start, count in segments:
-                pos, remaining = start, count
-                while remaining:
-                    n, data = await self._run(
-                        _pread_via, fds[i], min(chunk_size, remaining), pos, transform
-                    )
-                    if not n:
-                        raise StorageError(
-                            f"object {meta.bucket}/{meta.key}: data file shorter than indexed"
-                        )
-                    pos += n
-                    remaining -= n
-                    if data:
-                        yield data
-        finally:
-            for fd in opened:
-                os.close(fd)  # closing a regular file does not block
+        return read_stored(self._run, self.layout, meta, offset, length, self.read_size, transform)
 
     async def delete(self, bucket: str, key: str) -> None:
         await self._change(self._index.delete_object, bucket, encode_key(key), time.time())
@@ -375,7 +309,7 @@ class FSBackend:
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadMeta:
         return await self._run(self._index.get_upload, bucket, encode_key(key), upload_id)
 
-    async def new_part_writer(self, upload: UploadMeta, part_number: int) -> PartWriter:
+    async def new_part_writer(self, upload: UploadMeta, part_number: int) -> FSPartWriter:
         if not 1 <= part_number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1..{MAX_PART_NUMBER}")
         raw = encode_key(upload.key)
@@ -384,7 +318,8 @@ class FSBackend:
             self._index.get_upload(upload.bucket, raw, upload.upload_id)
             return BlobWriter(self.layout)
 
-        return PartWriter(self, await self._run(new_blob), upload, part_number)
+        blob = await self._run(new_blob)
+        return FSPartWriter(self._run, self._change, self._index, blob, upload, part_number)
 
     async def list_parts(
         self, upload: UploadMeta, *, marker: int = 0, max_parts: int = 1000
@@ -433,163 +368,3 @@ class FSBackend:
 
     async def abort_upload(self, upload: UploadMeta) -> None:
         await self._change(self._index.abort_upload, upload.upload_id, time.time())
-
-
-class _BlobSession:
-    """Shared write-buffering, commit and abort logic of object and part writers."""
-
-    def __init__(self, backend: FSBackend, blob: BlobWriter) -> None:
-        self._backend = backend
-        self._blob = blob
-        self._buffer = bytearray()
-        self._done = False
-
-    @property
-    def written(self) -> int:
-        """Stored bytes accepted so far."""
-        return self._blob.size + len(self._buffer)
-
-    async def write(self, data: bytes) -> None:
-        """Append bytes; small writes are coalesced so each thread hop moves ~1 MiB."""
-        if self._done:
-            raise StorageError("writer already committed or aborted")
-        if not self._buffer and len(data) >= _WRITE_BUFFER:
-            await self._backend._run(self._blob.write, data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= _WRITE_BUFFER:
-            chunk, self._buffer = self._buffer, bytearray()
-            await self._backend._run(self._blob.write, chunk)
-
-    async def write_via(self, produce: Callable[[], bytes | bytearray | memoryview]) -> None:
-        """Append what ``produce()`` returns, running it in the same thread hop as the write.
-
-        For CPU-bound transforms (encryption): ``produce`` and the file write share one
-        executor call instead of two (one to encrypt, one to write), halving the hops and
-        writing the batch while it is still hot in that thread's cache. Bytes still buffered
-        from `write` go first, so order is kept. ``produce`` must not touch the event loop.
-        """
-        if self._done:
-            raise StorageError("writer already committed or aborted")
-        head, self._buffer = self._buffer, bytearray()
-        blob = self._blob
-
-        def work() -> None:
-            data = produce()
-            if head:
-                blob.write(head)
-            if data:
-                blob.write(data)
-
-        await self._backend._run(work)
-
-    async def _finish_and_publish(self, register: Callable[[], None]) -> None:
-        """One thread hop: write the tail, fsync + rename + fsync dir, then `register` (the
-        index transaction) under the file's lock. Any failure removes the data file."""
-        if self._done:
-            raise StorageError("writer already committed or aborted")
-        self._done = True
-        tail, self._buffer = self._buffer, bytearray()
-        blob = self._blob
-
-        def work() -> None:
-            if tail:
-                blob.write(tail)
-            blob.finish()
-            blob.publish(register)
-
-        try:
-            await self._backend._change(work)
-        except BaseException:
-            await self._backend._run(blob.discard)  # no-op if the publish went through
-            raise
-
-    async def abort(self) -> None:
-        """Throw the data away. Idempotent; a no-op after commit."""
-        if self._done:
-            return
-        self._done = True
-        self._buffer = bytearray()
-        await self._backend._run(self._blob.discard)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            await self.abort()
-
-
-class ObjectWriter(_BlobSession):
-    """Streams one object's stored bytes; `commit` makes it visible atomically."""
-
-    def __init__(
-        self, backend: FSBackend, blob: BlobWriter, bucket: str, key: str, raw: bytes
-    ) -> None:
-        super().__init__(backend, blob)
-        self.bucket = bucket
-        self.key = key
-        self._raw = raw
-
-    async def commit(self, meta: ObjectMeta) -> ObjectMeta:
-        """fsync + rename + publish; replaces any existing object. Returns the stored meta
-        (with stored_size, last_modified and the data locator filled in)."""
-        blob, index = self._blob, self._backend._index
-        published = ObjectMeta(
-            bucket=self.bucket,
-            key=self.key,
-            size=meta.size,
-            stored_size=0,
-            etag=meta.etag,
-            last_modified=0.0,
-            content_type=meta.content_type,
-            user_meta=dict(meta.user_meta),
-            headers=dict(meta.headers),
-            internal=dict(meta.internal),
-            parts=[],
-            files=[blob.file_id],
-        )
-
-        def register() -> None:
-            published.stored_size = blob.size
-            published.last_modified = time.time()
-            index.publish_object(published, self._raw, blob.file_id, published.last_modified)
-
-        await self._finish_and_publish(register)
-        return published
-
-
-class PartWriter(_BlobSession):
-    """Streams one part; `commit` registers it, replacing an earlier part with that number."""
-
-    def __init__(
-        self, backend: FSBackend, blob: BlobWriter, upload: UploadMeta, number: int
-    ) -> None:
-        super().__init__(backend, blob)
-        self.upload = upload
-        self.number = number
-
-    async def commit(self, etag: str, size: int, internal: dict[str, str]) -> PartMeta:
-        """fsync + rename + register the part (NoSuchUpload if it was completed/aborted)."""
-        blob, index = self._blob, self._backend._index
-        part = PartMeta(
-            number=self.number,
-            etag=etag,
-            size=size,
-            stored_size=0,
-            last_modified=0.0,
-            internal=dict(internal),
-        )
-
-        def register() -> None:
-            part.stored_size = blob.size
-            part.last_modified = time.time()
-            index.publish_part(self.upload.upload_id, part, blob.file_id, part.last_modified)
-
-        await self._finish_and_publish(register)
-        return part

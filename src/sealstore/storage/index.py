@@ -16,7 +16,7 @@ orphans of a crash and are swept when the backend opens.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import sqlite3
 import threading
@@ -39,6 +39,7 @@ from sealstore.storage.base import (
     PartMeta,
     StorageError,
     UploadMeta,
+    multipart_etag,
     normalize_etag,
 )
 from sealstore.storage.committer import GroupCommitter
@@ -603,7 +604,10 @@ class Index:
             meta.stored_size = sum(p.stored_size for p in parts)
             meta.last_modified = now
             if not meta.etag:
-                meta.etag = multipart_etag([p.etag for p in parts])
+                # Only defined when every part ETag is an MD5 digest; otherwise the caller
+                # must supply the object ETag, and an empty one results.
+                with contextlib.suppress(InvalidPart):
+                    meta.etag = multipart_etag([p.etag for p in parts])
             chosen_files = set(files)
             c.executemany(
                 "UPDATE files SET deleted_at=? WHERE id=?",
@@ -664,22 +668,3 @@ def prefix_end(prefix: bytes) -> bytes | None:
     if not trimmed:
         return None
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
-
-
-def multipart_etag(part_etags: list[str]) -> str:
-    """S3's multipart ETag: MD5 of the concatenated binary part MD5s, then '-<count>'.
-
-    Only defined when every part ETag is an MD5 hex digest; otherwise (e.g. parts whose ETags
-    the SSE layer chose) the caller must supply the object ETag, and an empty string results.
-    """
-    digest = hashlib.md5(usedforsecurity=False)
-    for etag in part_etags:
-        value = normalize_etag(etag)
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            return ""
-        if len(raw) != 16:
-            return ""
-        digest.update(raw)
-    return f"{digest.hexdigest()}-{len(part_etags)}"

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
-from sealstore.s3.xml import MalformedXMLError, child_text, document, parse, tag, wrap
-from sealstore.storage.base import InvalidBucketName, validate_bucket_name
+from sealstore.s3.xml import child_text, document, parse, tag, wrap
+from sealstore.storage.base import validate_bucket_name
 
 # Names MinIO reserves for its own admin/API paths.
 RESERVED_BUCKETS = frozenset({"minio", ".minio.sys"})
@@ -59,20 +59,12 @@ async def create_bucket(req: S3Request) -> web.StreamResponse:
     client cannot believe its data lives somewhere it does not.
     """
     bucket = _bucket(req)
-    try:
-        validate_bucket_name(bucket)
-    except InvalidBucketName as exc:
-        raise S3Error(
-            "InvalidBucketName", f"The specified bucket is not valid: {exc.reason}"
-        ) from None
+    validate_bucket_name(bucket)  # InvalidBucketName -> 400 via the error table
     if bucket in RESERVED_BUCKETS:
         raise S3Error("InvalidBucketName", f"The bucket name {bucket} is reserved")
     data = await _read_small_body(req, MAX_CONFIG_BODY)
     if data.strip():
-        try:
-            root = parse(data, "CreateBucketConfiguration")
-        except MalformedXMLError as exc:
-            raise S3Error("MalformedXML", str(exc)) from None
+        root = parse(data, "CreateBucketConfiguration")
         location = child_text(root, "LocationConstraint")
         region = req.ctx.settings.region
         if location and location != region:

@@ -3,17 +3,18 @@
 A bucket rule makes every new object in the bucket SSE encrypted even when the client sends no
 SSE header (MinIO and AWS behave the same way). The configuration is validated strictly here and
 stored as a *canonical* XML document under the storage config kind ``"encryption"``, so that the
-object and multipart handlers only have to call :func:`default_sse_algorithm` on whatever text is
-stored, and GetBucketEncryption returns a stable document whatever spacing the client used.
+object service only has to read that text (``objects.choice.read_stored_rule``, re-exported here
+as ``default_sse_rule``), and GetBucketEncryption returns a stable document whatever spacing the
+client used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from xml.etree import ElementTree as ET
-
 from aiohttp import web
 
+from sealstore.objects.choice import BUCKET_ENCRYPTION_CONFIG as CONFIG_KIND
+from sealstore.objects.choice import SSERule
+from sealstore.objects.choice import read_stored_rule as default_sse_rule
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error, kms_not_configured
 from sealstore.s3.xml import (
@@ -40,18 +41,8 @@ __all__ = [
     "render_encryption_config",
 ]
 
-CONFIG_KIND = "encryption"
 ALGORITHMS = ("AES256", "aws:kms")
 _ARN_PREFIX = "arn:aws:kms:"
-
-
-@dataclass(frozen=True)
-class SSERule:
-    """The single ``ApplyServerSideEncryptionByDefault`` rule a bucket may carry."""
-
-    algorithm: str  # "AES256" or "aws:kms"
-    kms_key_id: str | None = None
-    bucket_key_enabled: bool | None = None
 
 
 def parse_encryption_config(data: bytes) -> SSERule:
@@ -121,29 +112,11 @@ def render_encryption_config(rule: SSERule) -> bytes:
     )
 
 
-def default_sse_rule(xml_text: str | None) -> SSERule | None:
-    """Return the stored bucket rule, or None when the bucket has none.
-
-    The stored text was validated when it was written. A document that no longer parses (a
-    damaged index) raises InternalError: silently treating it as "no rule" would store new
-    objects in plaintext that the operator asked to have encrypted.
-    """
-    if not xml_text:
-        return None
-    try:
-        return parse_encryption_config(xml_text.encode("utf-8"))
-    except (MalformedXMLError, S3Error, ET.ParseError) as exc:
-        raise S3Error(
-            "InternalError", "The stored bucket encryption configuration is unreadable"
-        ) from exc
-
-
 def default_sse_algorithm(xml_text: str | None) -> str | None:
-    """SSE algorithm ("AES256" or "aws:kms") a bucket imposes on new objects, or None.
+    """SSE algorithm ("AES256" or "aws:kms") a bucket's stored rule imposes, or None.
 
-    The object and multipart handlers call this with
-    ``await storage.get_bucket_config(bucket, "encryption")`` when the request itself carries
-    no SSE header (a request's own SSE headers always win, as in MinIO and AWS).
+    The object service reads the same stored text with ``default_sse_rule`` (from
+    ``objects.choice``) when a request carries no SSE header of its own.
     """
     rule = default_sse_rule(xml_text)
     return rule.algorithm if rule is not None else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sealstore.s3.context import S3Request
-from sealstore.s3.errors import S3Error
+from sealstore.s3.errors import S3Error, s3_error_for
 from sealstore.s3.xml import (
     MAX_XML_BODY,
     MalformedXMLError,
@@ -141,8 +141,14 @@ def _key_problem(key: str) -> DeleteFailure | None:
     except st.InvalidObjectName as exc:
         if len(key.encode("utf-8", "surrogatepass")) > st.MAX_KEY_BYTES:
             return DeleteFailure(key, "KeyTooLongError", "Your key is too long.")
-        return DeleteFailure(key, "InvalidArgument", f"Object name is invalid: {exc.reason}")
+        return _failure(key, exc)
     return None
+
+
+def _failure(key: str, exc: Exception) -> DeleteFailure:
+    """One key's ``<Error>`` entry, with the code and message the error table gives."""
+    err = s3_error_for(exc) or S3Error("InternalError", "We encountered an internal error")
+    return DeleteFailure(key, err.code, err.message)
 
 
 async def delete_objects(req: S3Request) -> web.StreamResponse:
@@ -167,14 +173,13 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
             failures.append(problem)
             continue
         try:
-            await storage.delete(bucket, key)
-        except S3Error as exc:
-            failures.append(DeleteFailure(key, exc.code, exc.message))
+            await req.ctx.objects.delete(bucket, key)
         except Exception as exc:  # one bad key must not hide the results for the others
-            req.ctx.logger.warning(
-                "delete_objects: key failed", extra={"request_id": req.request_id}, exc_info=exc
-            )
-            failures.append(DeleteFailure(key, "InternalError", "We encountered an internal error"))
+            if s3_error_for(exc) is None:
+                req.ctx.logger.warning(
+                    "delete_objects: key failed", extra={"request_id": req.request_id}, exc_info=exc
+                )
+            failures.append(_failure(key, exc))
         else:
             deleted.append(key)
     return req.xml_response(render_delete_result(deleted, failures, request.quiet))

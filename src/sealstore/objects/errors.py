@@ -1,0 +1,68 @@
+"""Failures of the object service that are neither storage nor KMS errors.
+
+Like `storage.base.StorageError`, each class carries as ``code`` the S3 error code it stands
+for and a human ``message`` (None = the code's standard wording), so the HTTP layer maps all of
+them with one table entry (`s3/errors.py`) and this package never imports the HTTP layer.
+"""
+
+from __future__ import annotations
+
+
+class ObjectError(Exception):
+    """Base of the service's own failures; ``code`` is the S3 error code to answer with."""
+
+    code = "InternalError"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.code)
+        self.message = message
+
+
+class BadDigest(ObjectError):
+    """The body's MD5 differs from the request's Content-MD5: nothing was stored."""
+
+    code = "BadDigest"
+
+
+class InvalidRequest(ObjectError):
+    """A request that is well-formed but not allowed (e.g. copying an object onto itself)."""
+
+    code = "InvalidRequest"
+
+
+class NotSupported(ObjectError):
+    """The request or the object needs something this server does not offer (SSE-C, SSE-KMS
+    for multipart uploads, an encrypted object without a KMS)."""
+
+    code = "NotImplemented"
+
+
+class KMSNotConfigured(NotSupported):
+    """Encryption is wanted but no KMS is configured (MinIO answers 501 NotImplemented)."""
+
+    def __init__(self) -> None:
+        super().__init__("Server side encryption specified but KMS is not configured")
+
+
+class EntityTooLarge(ObjectError):
+    """A part is bigger than S3 allows."""
+
+    code = "EntityTooLarge"
+
+
+class InvalidPartETag(ObjectError):
+    """A CompleteMultipartUpload part ETag cannot belong to any part (not 32 hex chars)."""
+
+    code = "InvalidPart"
+
+
+class BucketConfigUnreadable(ObjectError):
+    """The stored bucket encryption rule no longer parses (a damaged index): refuse rather
+    than store plaintext that the operator asked to have encrypted."""
+
+    def __init__(self) -> None:
+        super().__init__("The stored bucket encryption configuration is unreadable")
+
+
+class InternalError(ObjectError):
+    """An invariant broke (e.g. a copy source ended early); never the client's fault."""

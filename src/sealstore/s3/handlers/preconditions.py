@@ -1,0 +1,169 @@
+"""Byte ranges and conditional headers of object requests (pure: headers + metadata in).
+
+GET's ``Range`` (a single ``bytes=`` range, S3 semantics for what is ignored and what is
+416), CopyObject/UploadPartCopy's stricter ``x-amz-copy-source-range``, and the ``If-*``
+preconditions in RFC 7232 order. No I/O: unit tests drive these with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from sealstore.s3.errors import S3Error
+from sealstore.storage.base import ObjectMeta, normalize_etag
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """A satisfiable single byte range [start, start+length)."""
+
+    start: int
+    length: int
+
+
+def invalid_range(size: int) -> S3Error:
+    """416 InvalidRange naming the object's size, as S3 does."""
+    return S3Error("InvalidRange", headers={"Content-Range": f"bytes */{size}"})
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """Parse a single ``bytes=`` range; None = whole object; raises 416 when unsatisfiable.
+
+    Syntactically invalid or multi-range headers are ignored (the whole object is sent),
+    which is what S3 does.
+    """
+    if header is None:
+        return None
+    value = header.strip()
+    if not value.startswith("bytes="):
+        return None
+    spec = value[len("bytes=") :].strip()
+    if "," in spec or "-" not in spec:
+        return None
+    first, _, last = spec.partition("-")
+    first, last = first.strip(), last.strip()
+    if first == "":
+        if not last.isdigit():
+            return None
+        n = int(last)
+        if n == 0:
+            raise invalid_range(size)
+        n = min(n, size)
+        if size == 0:
+            raise invalid_range(size)
+        return ByteRange(size - n, n)
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise invalid_range(size)
+    end = min(end, size - 1)
+    return ByteRange(start, end - start + 1)
+
+
+def part_range(raw: str | None, range_header: str | None, meta: ObjectMeta) -> ByteRange | None:
+    """The plaintext range of ``?partNumber=N`` (None when absent); 416 for a missing part."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000")
+    if range_header is not None:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber")
+    n = int(raw)
+    if not meta.parts:
+        if n != 1:
+            raise invalid_range(meta.size)
+        return ByteRange(0, meta.size)
+    offset = 0
+    for p in meta.parts:
+        if p.number == n:
+            return ByteRange(offset, p.size)
+        offset += p.size
+    raise invalid_range(meta.size)
+
+
+def parse_copy_range(value: str | None, size: int) -> tuple[int, int]:
+    """``x-amz-copy-source-range: bytes=first-last`` -> (offset, length) within ``size``.
+
+    Unlike GET ranges, S3 accepts only the explicit ``first-last`` form here, and a range
+    outside the source is an error rather than being clipped.
+    """
+    if value is None:
+        return 0, size
+    spec = value.strip()
+    if not spec.startswith("bytes="):
+        raise S3Error(
+            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
+        )
+    first_s, sep, last_s = spec[len("bytes=") :].partition("-")
+    if not sep or not first_s.isdigit() or not last_s.isdigit():
+        raise S3Error(
+            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
+        )
+    first, last = int(first_s), int(last_s)
+    if first > last or last >= size:
+        raise S3Error(
+            "InvalidArgument",
+            f"Range specified is not valid for source object of size: {size}",
+        )
+    return first, last - first + 1
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    want = normalize_etag(etag)
+    for candidate in header.split(","):
+        c = candidate.strip()
+        if c == "*" or normalize_etag(c.removeprefix("W/")) == want:
+            return True
+    return False
+
+
+def check_conditions(
+    headers: Mapping[str, str], meta: ObjectMeta, *, prefix: str = "", copy: bool = False
+) -> int | None:
+    """Evaluate If-* preconditions (RFC 7232 order, S3 semantics).
+
+    Returns None to proceed, 304 (not modified) or 412 (precondition failed). For copy
+    sources (``prefix="x-amz-copy-source-"``) every failure is 412.
+    """
+    mtime = datetime.fromtimestamp(int(meta.last_modified), tz=UTC)
+    if_match = headers.get(prefix + "if-match")
+    if_none_match = headers.get(prefix + "if-none-match")
+    if_unmod = _parse_http_date(headers.get(prefix + "if-unmodified-since"))
+    if_mod = _parse_http_date(headers.get(prefix + "if-modified-since"))
+    if if_match is not None:
+        if not _etag_matches(if_match, meta.etag):
+            return 412
+    elif if_unmod is not None and mtime > if_unmod:
+        return 412
+    not_modified = 412 if copy else 304
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, meta.etag):
+            return not_modified
+    elif if_mod is not None and mtime <= if_mod:
+        return not_modified
+    return None
+
+
+def require_copy_source_conditions(headers: Mapping[str, str], src: ObjectMeta) -> None:
+    """PreconditionFailed unless the ``x-amz-copy-source-if-*`` headers hold for ``src``."""
+    if check_conditions(headers, src, prefix="x-amz-copy-source-", copy=True) is not None:
+        raise S3Error("PreconditionFailed")
