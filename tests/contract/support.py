@@ -113,7 +113,7 @@ class RecordingTransform:
             self.overlaps += 1
             self._busy.acquire()
 
-    def update(self, data: bytes) -> Buffer:
+    def update(self, data: Buffer) -> Buffer:
         self._enter()
         try:
             if self.finalized:
