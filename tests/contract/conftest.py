@@ -9,7 +9,7 @@ opened for tests of store-wide state.
 
 Contract tests are plain `async def` functions: the `pytest_pyfunc_call` hook below runs each
 one on the same `asyncio.Runner` loop the `store` fixture opened the store on (or on a loop
-of its own when it takes only `site`), with no plugin needed, under a generous timeout so a
+of its own when it takes only `fresh_site`), with no plugin needed, under a generous timeout so a
 hung backend fails the test instead of the run.
 """
 
@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.contract.backends import BACKENDS, StoreSite
 
 from sealstore.storage.contract import Store
+from tests.contract.backends import BACKENDS, StoreSite
 
 TEST_TIMEOUT_S = 60.0
 
@@ -95,7 +95,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run `async def` contract tests on the test's `runner` loop."""
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
-    names = pyfuncitem._fixtureinfo.argnames
+    names = inspect.signature(pyfuncitem.obj).parameters
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     loop_runner = pyfuncitem.funcargs.get("runner")
 

@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 
+from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta
+from sealstore.storage.contract import Store
 from tests.contract.backends import StoreSite
 from tests.contract.crash_plan import (
     BUCKET,
@@ -26,9 +28,6 @@ from tests.contract.crash_plan import (
     single_data,
 )
 from tests.contract.support import KIB, content, md5hex, put, put_part, sha256hex
-
-from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta
-from sealstore.storage.contract import Store
 
 CHUNK = 64 * KIB
 

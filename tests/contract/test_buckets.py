@@ -5,7 +5,6 @@ with it while objects block it."""
 from __future__ import annotations
 
 import pytest
-from tests.contract.support import put, put_part
 
 from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
@@ -16,6 +15,7 @@ from sealstore.storage.base import (
     ObjectMeta,
 )
 from sealstore.storage.contract import Store
+from tests.contract.support import put, put_part
 
 
 async def test_create_exists_list_delete(empty_store: Store) -> None:

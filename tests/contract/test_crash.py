@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.contract.backends import StoreSite
-from tests.contract.crash_plan import BUCKET, KEY, MODES, final_parts, match_part, single_data
-from tests.contract.support import KIB, content, md5hex, put, read_all, sha256hex
 
 import sealstore
 from sealstore.storage.base import NoSuchKey, ObjectMeta
 from sealstore.storage.contract import Store
+from tests.contract.backends import StoreSite
+from tests.contract.crash_plan import BUCKET, KEY, MODES, final_parts, match_part, single_data
+from tests.contract.support import KIB, content, md5hex, put, read_all, sha256hex
 
 CHILD_TIMEOUT_S = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[2]

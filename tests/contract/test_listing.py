@@ -11,10 +11,10 @@ import random
 import unicodedata
 
 import pytest
-from tests.contract.support import put
 
 from sealstore.storage.base import ListResult
 from sealstore.storage.contract import Store
+from tests.contract.support import put
 
 ORDER_KEYS = [
     "a",

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from tests.contract.backends import StoreSite
-from tests.contract.support import content, md5hex, put, put_part, read_all
 
 from sealstore.storage.base import (
     MAX_PART_NUMBER,
@@ -25,6 +23,8 @@ from sealstore.storage.base import (
     UploadMeta,
 )
 from sealstore.storage.contract import Store
+from tests.contract.backends import StoreSite
+from tests.contract.support import content, md5hex, put, put_part, read_all
 
 
 async def new_upload(store: Store, bucket: str, key: str = "mp", **fields: object) -> UploadMeta:

@@ -9,6 +9,9 @@ import asyncio
 import time
 
 import pytest
+
+from sealstore.storage.base import InvalidObjectName, NoSuchKey, ObjectMeta
+from sealstore.storage.contract import Store
 from tests.contract.backends import StoreSite
 from tests.contract.support import (
     KIB,
@@ -21,9 +24,6 @@ from tests.contract.support import (
     read_all,
     sha256hex,
 )
-
-from sealstore.storage.base import InvalidObjectName, NoSuchKey, ObjectMeta
-from sealstore.storage.contract import Store
 
 
 async def test_commit_then_head_and_read(store: Store, bucket: str) -> None:

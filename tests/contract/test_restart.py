@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.contract.backends import StoreSite
-from tests.contract.support import KIB, MIB, content, put, put_multipart, put_part, read_all
 
 from sealstore.storage.base import NoSuchKey, NoSuchUpload, ObjectMeta
 from sealstore.storage.contract import Store
+from tests.contract.backends import StoreSite
+from tests.contract.support import KIB, MIB, content, put, put_multipart, put_part, read_all
 
 BUCKET = "durable"
 

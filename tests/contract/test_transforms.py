@@ -12,18 +12,6 @@ import os
 import threading
 
 import pytest
-from tests.contract.backends import StoreSite
-from tests.contract.support import (
-    KIB,
-    MIB,
-    RecordingTransform,
-    content,
-    drain,
-    md5hex,
-    put,
-    put_part,
-    read_all,
-)
 
 from sealstore.crypto.dare import (
     PACKAGE_SIZE,
@@ -39,6 +27,18 @@ from sealstore.storage.contract import (
     PartWriter,
     Store,
     WriteTransform,
+)
+from tests.contract.backends import StoreSite
+from tests.contract.support import (
+    KIB,
+    MIB,
+    RecordingTransform,
+    content,
+    drain,
+    md5hex,
+    put,
+    put_part,
+    read_all,
 )
 
 TRIVIAL = 64 * KIB  # at most this much transform work may run on the event loop thread
