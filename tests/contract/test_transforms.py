@@ -186,21 +186,31 @@ async def test_read_transform_sees_the_range_in_order(store: Store, bucket: str)
     calls = 0
     held = b""
 
+    busy = threading.Lock()
+    overlaps = 0
+
     def hold_every_other(chunk: bytes) -> bytes:
         """Returns nothing on odd calls (holding the chunk back), both on even ones."""
-        nonlocal calls, held
-        calls += 1
-        seen.extend(chunk)
-        if calls % 2:
-            held = bytes(chunk)
-            return b""
-        out, held = held + bytes(chunk), b""
-        return out
+        nonlocal calls, held, overlaps
+        if not busy.acquire(blocking=False):
+            overlaps += 1
+            busy.acquire()
+        try:
+            calls += 1
+            seen.extend(chunk)
+            if calls % 2:
+                held = bytes(chunk)
+                return b""
+            out, held = held + bytes(chunk), b""
+            return out
+        finally:
+            busy.release()
 
     chunks = [bytes(c) async for c in store.read(meta, 10, 3 * MIB, transform=hold_every_other)]
     assert bytes(seen) == data[10 : 10 + 3 * MIB]
     assert calls >= 2, "the backend never split a 3 MiB read; the hold-back case is untested"
     assert all(chunks), "an empty transform result was yielded"
+    assert overlaps == 0, "the transform was called concurrently"
     assert b"".join(chunks) + held == data[10 : 10 + 3 * MIB]
 
 
