@@ -8,7 +8,11 @@ same parameters, and crash tests hand the parameters to a child process (on stdi
 the command line, so a backend whose parameters carry credentials keeps them out of `ps`).
 
 Adding a backend (the S3/SeaweedFS one) means adding one `Backend` to `BACKENDS`; no test
-changes. Its `provision` may start whatever server it needs (and stop it on exit).
+changes. Its `provision` may start whatever server it needs and stop it on exit, or (cheaper:
+the suite provisions one site per test module plus one per restart/crash test) start one
+server per session and hand every site a fresh bucket or key prefix on it. Parameters must
+survive `json.dumps`; a child process rebuilds the store from them alone, so two instances
+built from one site must see the same data (the suite checks that too).
 """
 
 from __future__ import annotations
