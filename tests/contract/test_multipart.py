@@ -50,7 +50,7 @@ async def test_create_and_get_upload(store: Store, bucket: str) -> None:
         assert u.meta.user_meta == {"a": "b"}
         assert u.meta.headers == {"Content-Language": "de"}
         assert u.meta.internal == {"X-Sealed-Key": "opaque"}
-    assert got.initiated == upload.initiated
+    assert abs(got.initiated - upload.initiated) <= 1.0  # a backend may store seconds
     other = await new_upload(store, bucket, "dir/ünï.bin")
     assert other.upload_id != upload.upload_id
     with pytest.raises(NoSuchUpload):
