@@ -60,21 +60,6 @@ def document(root: str, children: Iterable[str] | str, *, namespace: bool = True
     return f"{XML_DECL}<{root}{attr}>{inner}</{root}>".encode()
 
 
-def error_document(code: str, message: str, resource: str, request_id: str) -> bytes:
-    """Render the S3 ``<Error>`` body (no namespace, exactly as S3 and MinIO send it)."""
-    return document(
-        "Error",
-        [
-            tag("Code", code),
-            tag("Message", message),
-            tag("Resource", resource),
-            tag("RequestId", request_id),
-            tag("HostId", request_id),
-        ],
-        namespace=False,
-    )
-
-
 def local_name(element: ET.Element) -> str:
     """Return the tag without its ``{namespace}`` prefix."""
     t = element.tag

@@ -168,7 +168,8 @@ class Store(Protocol):
         ...
 
     async def delete(self, bucket: str, key: str) -> None:
-        """Remove the object (``NoSuchKey`` if absent)."""
+        """Remove the object; idempotent (an absent key is no error, S3 semantics), but
+        ``NoSuchBucket`` when the bucket does not exist."""
         ...
 
     async def list_objects(

@@ -16,7 +16,6 @@ orphans of a crash and are swept when the backend opens.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -29,156 +28,27 @@ from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
     BucketInfo,
     BucketNotEmpty,
-    EntityTooSmall,
-    InvalidPart,
-    InvalidPartOrder,
-    NoSuchBucket,
     NoSuchKey,
-    NoSuchUpload,
     ObjectMeta,
-    PartMeta,
     StorageError,
-    UploadMeta,
-    multipart_etag,
-    normalize_etag,
 )
 from sealstore.storage.committer import GroupCommitter
+from sealstore.storage.index_rows import (
+    OBJECT_COLUMNS,
+    SCHEMA,
+    insert_object,
+    object_from_row,
+    require_bucket,
+)
+from sealstore.storage.index_uploads import UploadsIndex
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets(
-    name TEXT PRIMARY KEY,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bucket_config(
-    bucket TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY(bucket, kind)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects(
-    bucket TEXT NOT NULL,
-    key BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    stored_size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    user_meta TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    internal TEXT NOT NULL,
-    parts TEXT NOT NULL,
-    files TEXT NOT NULL,
-    PRIMARY KEY(bucket, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS uploads(
-    upload_id TEXT PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key BLOB NOT NULL,
-    initiated REAL NOT NULL,
-    meta TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, upload_id);
-CREATE TABLE IF NOT EXISTS parts(
-    upload_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    stored_size INTEGER NOT NULL,
-    last_modified REAL NOT NULL,
-    internal TEXT NOT NULL,
-    file TEXT NOT NULL,
-    PRIMARY KEY(upload_id, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files(
-    id TEXT PRIMARY KEY,
-    deleted_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_garbage ON files(deleted_at) WHERE deleted_at IS NOT NULL;
-"""
 
-_OBJECT_COLUMNS = (
-    "bucket, key, size, stored_size, etag, last_modified, content_type, "
-    "user_meta, headers, internal, parts, files"
-)
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def part_to_json(part: PartMeta) -> dict[str, Any]:
-    """Serialize a PartMeta for the `parts` JSON column of an object."""
-    return {
-        "n": part.number,
-        "e": part.etag,
-        "s": part.size,
-        "ss": part.stored_size,
-        "t": part.last_modified,
-        "i": part.internal,
-    }
-
-
-def part_from_json(raw: dict[str, Any]) -> PartMeta:
-    """Inverse of `part_to_json`."""
-    return PartMeta(
-        number=int(raw["n"]),
-        etag=str(raw["e"]),
-        size=int(raw["s"]),
-        stored_size=int(raw["ss"]),
-        last_modified=float(raw["t"]),
-        internal=dict(raw["i"]),
-    )
-
-
-def object_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ObjectMeta:
-    """Build ObjectMeta from a row selected with `_OBJECT_COLUMNS`."""
-    return ObjectMeta(
-        bucket=row[0],
-        key=bytes(row[1]).decode("utf-8"),
-        size=row[2],
-        stored_size=row[3],
-        etag=row[4],
-        last_modified=row[5],
-        content_type=row[6],
-        user_meta=json.loads(row[7]),
-        headers=json.loads(row[8]),
-        internal=json.loads(row[9]),
-        parts=[part_from_json(p) for p in json.loads(row[10])],
-        files=list(json.loads(row[11])),
-    )
-
-
-def template_to_json(meta: ObjectMeta) -> str:
-    """Serialize the object template stored with a multipart upload."""
-    return _dump(
-        {
-            "content_type": meta.content_type,
-            "user_meta": meta.user_meta,
-            "headers": meta.headers,
-            "internal": meta.internal,
-        }
-    )
-
-
-def template_from_json(bucket: str, key: str, raw: str) -> ObjectMeta:
-    """Inverse of `template_to_json`."""
-    data = json.loads(raw)
-    return ObjectMeta(
-        bucket=bucket,
-        key=key,
-        content_type=data["content_type"],
-        user_meta=data["user_meta"],
-        headers=data["headers"],
-        internal=data["internal"],
-    )
-
-
-class Index:
+class Index(UploadsIndex):
     """Blocking access to the SQLite index with one connection per worker thread.
 
     sqlite3 connections must not be shared between threads concurrently; a thread-local
@@ -230,7 +100,7 @@ class Index:
                 f"(this one understands format {SCHEMA_VERSION})"
             )
         with self.transaction() as c:
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -267,17 +137,12 @@ class Index:
 
     # -- buckets -----------------------------------------------------------------------
 
-    @staticmethod
-    def _require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
-        if conn.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone() is None:
-            raise NoSuchBucket(bucket)
-
     def bucket_exists(self, bucket: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone()
         return row is not None
 
     def require_bucket(self, bucket: str) -> None:
-        self._require_bucket(self.conn, bucket)
+        require_bucket(self.conn, bucket)
 
     def create_bucket(self, bucket: str, now: float) -> None:
         def tx(c: sqlite3.Connection) -> Any:
@@ -291,7 +156,7 @@ class Index:
         """Remove an empty bucket; pending uploads in it are aborted with it."""
 
         def tx(c: sqlite3.Connection) -> Any:
-            self._require_bucket(c, bucket)
+            require_bucket(c, bucket)
             if c.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (bucket,)).fetchone():
                 raise BucketNotEmpty(bucket)
             ids = [
@@ -310,7 +175,7 @@ class Index:
 
     def get_bucket_config(self, bucket: str, kind: str) -> str | None:
         conn = self.conn
-        self._require_bucket(conn, bucket)
+        require_bucket(conn, bucket)
         row = conn.execute(
             "SELECT value FROM bucket_config WHERE bucket=? AND kind=?", (bucket, kind)
         ).fetchone()
@@ -318,7 +183,7 @@ class Index:
 
     def put_bucket_config(self, bucket: str, kind: str, value: str | None) -> None:
         def tx(c: sqlite3.Connection) -> Any:
-            self._require_bucket(c, bucket)
+            require_bucket(c, bucket)
             if value is None:
                 c.execute("DELETE FROM bucket_config WHERE bucket=? AND kind=?", (bucket, kind))
             else:
@@ -334,50 +199,21 @@ class Index:
     def head(self, bucket: str, key: bytes) -> ObjectMeta:
         conn = self.conn
         row = conn.execute(
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?",  # noqa: S608 - constant
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?",  # noqa: S608 - constant
             (bucket, key),
         ).fetchone()
         if row is None:
-            self._require_bucket(conn, bucket)
+            require_bucket(conn, bucket)
             raise NoSuchKey(key.decode("utf-8"))
         return object_from_row(row)
-
-    @staticmethod
-    def _insert_object(c: sqlite3.Connection, meta: ObjectMeta, key: bytes, now: float) -> None:
-        """Publish `meta` (replacing any old row) and mark the old row's files as garbage."""
-        old = c.execute("SELECT files FROM objects WHERE bucket=? AND key=?", (meta.bucket, key))
-        row = old.fetchone()
-        if row is not None:
-            c.executemany(
-                "UPDATE files SET deleted_at=? WHERE id=?",
-                [(now, fid) for fid in json.loads(row[0]) if fid not in meta.files],
-            )
-        c.execute(
-            f"INSERT OR REPLACE INTO objects({_OBJECT_COLUMNS}) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                meta.bucket,
-                key,
-                meta.size,
-                meta.stored_size,
-                meta.etag,
-                meta.last_modified,
-                meta.content_type,
-                _dump(meta.user_meta),
-                _dump(meta.headers),
-                _dump(meta.internal),
-                _dump([part_to_json(p) for p in meta.parts]),
-                _dump(meta.files),
-            ),
-        )
 
     def publish_object(self, meta: ObjectMeta, key: bytes, file_id: str, now: float) -> None:
         """One transaction: register the new data file and make the object visible."""
 
         def tx(c: sqlite3.Connection) -> Any:
-            self._require_bucket(c, meta.bucket)
+            require_bucket(c, meta.bucket)
             c.execute("INSERT INTO files(id, deleted_at) VALUES(?, NULL)", (file_id,))
-            self._insert_object(c, meta, key, now)
+            insert_object(c, meta, key, now)
 
         self.write(tx)
 
@@ -387,7 +223,7 @@ class Index:
                 "SELECT files FROM objects WHERE bucket=? AND key=?", (bucket, key)
             ).fetchone()
             if row is None:
-                self._require_bucket(c, bucket)
+                require_bucket(c, bucket)
                 return
             c.executemany(
                 "UPDATE files SET deleted_at=? WHERE id=?",
@@ -403,7 +239,7 @@ class Index:
         """Objects with lower <(=) key < upper in byte order: one index seek, `limit` rows."""
         op = ">=" if inclusive else ">"
         # Only constants are interpolated; every value is a bound parameter.
-        sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key {op} ?"  # noqa: S608
+        sql = f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key {op} ?"  # noqa: S608
         args: list[Any] = [bucket, lower]
         if upper is not None:
             sql += " AND key < ?"
@@ -411,214 +247,6 @@ class Index:
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
         return [object_from_row(r) for r in self.conn.execute(sql, args)]
-
-    # -- uploads -----------------------------------------------------------------------
-
-    def create_upload(self, upload: UploadMeta, key: bytes) -> None:
-        def tx(c: sqlite3.Connection) -> Any:
-            self._require_bucket(c, upload.bucket)
-            c.execute(
-                "INSERT INTO uploads(upload_id, bucket, key, initiated, meta) "
-                "VALUES(?, ?, ?, ?, ?)",
-                (
-                    upload.upload_id,
-                    upload.bucket,
-                    key,
-                    upload.initiated,
-                    template_to_json(upload.meta),
-                ),
-            )
-
-        self.write(tx)
-
-    @staticmethod
-    def _upload_from_row(row: tuple[Any, ...]) -> UploadMeta:
-        bucket, key = row[1], bytes(row[2]).decode("utf-8")
-        return UploadMeta(
-            upload_id=row[0],
-            bucket=bucket,
-            key=key,
-            initiated=row[3],
-            meta=template_from_json(bucket, key, row[4]),
-        )
-
-    def get_upload(self, bucket: str, key: bytes, upload_id: str) -> UploadMeta:
-        conn = self.conn
-        row = conn.execute(
-            "SELECT upload_id, bucket, key, initiated, meta FROM uploads "
-            "WHERE upload_id=? AND bucket=? AND key=?",
-            (upload_id, bucket, key),
-        ).fetchone()
-        if row is None:
-            self._require_bucket(conn, bucket)
-            raise NoSuchUpload(upload_id)
-        return self._upload_from_row(row)
-
-    def list_uploads(
-        self, bucket: str, prefix: bytes, key_marker: bytes, upload_id_marker: str, limit: int
-    ) -> list[UploadMeta]:
-        conn = self.conn
-        self._require_bucket(conn, bucket)
-        sql = "SELECT upload_id, bucket, key, initiated, meta FROM uploads WHERE bucket=?"
-        args: list[Any] = [bucket]
-        if key_marker and upload_id_marker:
-            sql += " AND (key > ? OR (key = ? AND upload_id > ?))"
-            args += [key_marker, key_marker, upload_id_marker]
-        elif key_marker:
-            sql += " AND key > ?"
-            args.append(key_marker)
-        if prefix:
-            sql += " AND key >= ?"
-            args.append(prefix)
-            upper = prefix_end(prefix)
-            if upper is not None:
-                sql += " AND key < ?"
-                args.append(upper)
-        sql += " ORDER BY key, upload_id LIMIT ?"
-        args.append(limit)
-        return [self._upload_from_row(r) for r in conn.execute(sql, args)]
-
-    @staticmethod
-    def _require_upload(c: sqlite3.Connection, upload_id: str) -> None:
-        row = c.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
-        if row is None:
-            raise NoSuchUpload(upload_id)
-
-    def publish_part(self, upload_id: str, part: PartMeta, file_id: str, now: float) -> None:
-        """Register a part file, replacing (and garbage-marking) the same part number."""
-
-        def tx(c: sqlite3.Connection) -> Any:
-            self._require_upload(c, upload_id)
-            old = c.execute(
-                "SELECT file FROM parts WHERE upload_id=? AND number=?", (upload_id, part.number)
-            ).fetchone()
-            if old is not None:
-                c.execute("UPDATE files SET deleted_at=? WHERE id=?", (now, old[0]))
-            c.execute("INSERT INTO files(id, deleted_at) VALUES(?, NULL)", (file_id,))
-            c.execute(
-                "INSERT OR REPLACE INTO parts(upload_id, number, etag, size, stored_size, "
-                "last_modified, internal, file) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    upload_id,
-                    part.number,
-                    part.etag,
-                    part.size,
-                    part.stored_size,
-                    part.last_modified,
-                    _dump(part.internal),
-                    file_id,
-                ),
-            )
-
-        self.write(tx)
-
-    @staticmethod
-    def _parts(
-        c: sqlite3.Connection, upload_id: str, marker: int, limit: int
-    ) -> list[tuple[PartMeta, str]]:
-        rows = c.execute(
-            "SELECT number, etag, size, stored_size, last_modified, internal, file FROM parts "
-            "WHERE upload_id=? AND number>? ORDER BY number LIMIT ?",
-            (upload_id, marker, limit),
-        )
-        return [
-            (
-                PartMeta(
-                    number=r[0],
-                    etag=r[1],
-                    size=r[2],
-                    stored_size=r[3],
-                    last_modified=r[4],
-                    internal=json.loads(r[5]),
-                ),
-                r[6],
-            )
-            for r in rows
-        ]
-
-    def list_parts(self, upload_id: str, marker: int, limit: int) -> list[PartMeta]:
-        conn = self.conn
-        self._require_upload(conn, upload_id)
-        return [p for p, _ in self._parts(conn, upload_id, marker, limit)]
-
-    @staticmethod
-    def _drop_upload(c: sqlite3.Connection, upload_id: str, now: float) -> None:
-        c.execute(
-            "UPDATE files SET deleted_at=? WHERE id IN (SELECT file FROM parts WHERE upload_id=?)",
-            (now, upload_id),
-        )
-        c.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
-        c.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
-
-    def abort_upload(self, upload_id: str, now: float) -> None:
-        def tx(c: sqlite3.Connection) -> Any:
-            self._require_upload(c, upload_id)
-            self._drop_upload(c, upload_id, now)
-
-        self.write(tx)
-
-    def complete_upload(
-        self,
-        upload: UploadMeta,
-        chosen: list[tuple[int, str]],
-        meta: ObjectMeta,
-        key: bytes,
-        now: float,
-        min_part_size: int,
-    ) -> ObjectMeta:
-        """Validate the client's part list and publish the object in one transaction.
-
-        The object row references the chosen part files in order (no data is copied); the
-        upload and its part rows disappear in the same transaction and unchosen part files
-        become garbage. Returns the published metadata.
-        """
-
-        def tx(c: sqlite3.Connection) -> Any:
-            self._require_upload(c, upload.upload_id)
-            stored = {p.number: (p, f) for p, f in self._parts(c, upload.upload_id, 0, 1 << 30)}
-            if not chosen:
-                raise InvalidPart("the part list is empty")
-            previous = 0
-            for number, _ in chosen:
-                if number <= previous:
-                    raise InvalidPartOrder(f"part {number} follows part {previous}")
-                previous = number
-            parts: list[PartMeta] = []
-            files: list[str] = []
-            for number, etag in chosen:
-                found = stored.get(number)
-                if found is None or normalize_etag(found[0].etag) != normalize_etag(etag):
-                    raise InvalidPart(f"part {number} with ETag {etag} was not uploaded")
-                parts.append(found[0])
-                files.append(found[1])
-            for part in parts[:-1]:
-                if part.size < min_part_size:
-                    raise EntityTooSmall(
-                        f"part {part.number} has {part.size} bytes; all but the last part "
-                        f"need at least {min_part_size}"
-                    )
-            meta.bucket, meta.key = upload.bucket, upload.key
-            meta.parts = parts
-            meta.files = files
-            meta.size = sum(p.size for p in parts)
-            meta.stored_size = sum(p.stored_size for p in parts)
-            meta.last_modified = now
-            if not meta.etag:
-                # Only defined when every part ETag is an MD5 digest; otherwise the caller
-                # must supply the object ETag, and an empty one results.
-                with contextlib.suppress(InvalidPart):
-                    meta.etag = multipart_etag([p.etag for p in parts])
-            chosen_files = set(files)
-            c.executemany(
-                "UPDATE files SET deleted_at=? WHERE id=?",
-                [(now, f) for _, f in stored.values() if f not in chosen_files],
-            )
-            c.execute("DELETE FROM parts WHERE upload_id=?", (upload.upload_id,))
-            c.execute("DELETE FROM uploads WHERE upload_id=?", (upload.upload_id,))
-            self._insert_object(c, meta, key, now)
-            return meta
-
-        return self.write(tx)  # type: ignore[no-any-return]
 
     # -- files -------------------------------------------------------------------------
 
@@ -660,11 +288,3 @@ class Index:
             return ids
 
         return self.write(tx)  # type: ignore[no-any-return]
-
-
-def prefix_end(prefix: bytes) -> bytes | None:
-    """Smallest byte string greater than every string starting with `prefix` (None: no bound)."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])

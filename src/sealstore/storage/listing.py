@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sealstore.storage.base import ListResult, ObjectMeta
-from sealstore.storage.index import prefix_end
+from sealstore.storage.index_rows import prefix_end
 
 # scan(lower, lower_inclusive, upper_exclusive, limit) -> objects in key byte order
 Scan = Callable[[bytes, bool, "bytes | None", int], list[ObjectMeta]]

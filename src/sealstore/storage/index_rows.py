@@ -1,0 +1,184 @@
+"""The SQLite index's schema and row codecs (pure functions over one connection).
+
+Shared by the object and bucket half (`index.py`) and the multipart half (`index_uploads.py`)
+of the index, so both write and read rows in exactly one way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from sealstore.storage.base import NoSuchBucket, ObjectMeta, PartMeta
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets(
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_config(
+    bucket TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY(bucket, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects(
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    stored_size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    user_meta TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    internal TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    files TEXT NOT NULL,
+    PRIMARY KEY(bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads(
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    initiated REAL NOT NULL,
+    meta TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts(
+    upload_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    stored_size INTEGER NOT NULL,
+    last_modified REAL NOT NULL,
+    internal TEXT NOT NULL,
+    file TEXT NOT NULL,
+    PRIMARY KEY(upload_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS files(
+    id TEXT PRIMARY KEY,
+    deleted_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_garbage ON files(deleted_at) WHERE deleted_at IS NOT NULL;
+"""
+
+OBJECT_COLUMNS = (
+    "bucket, key, size, stored_size, etag, last_modified, content_type, "
+    "user_meta, headers, internal, parts, files"
+)
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def part_to_json(part: PartMeta) -> dict[str, Any]:
+    """Serialize a PartMeta for the `parts` JSON column of an object."""
+    return {
+        "n": part.number,
+        "e": part.etag,
+        "s": part.size,
+        "ss": part.stored_size,
+        "t": part.last_modified,
+        "i": part.internal,
+    }
+
+
+def part_from_json(raw: dict[str, Any]) -> PartMeta:
+    """Inverse of `part_to_json`."""
+    return PartMeta(
+        number=int(raw["n"]),
+        etag=str(raw["e"]),
+        size=int(raw["s"]),
+        stored_size=int(raw["ss"]),
+        last_modified=float(raw["t"]),
+        internal=dict(raw["i"]),
+    )
+
+
+def object_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ObjectMeta:
+    """Build ObjectMeta from a row selected with `OBJECT_COLUMNS`."""
+    return ObjectMeta(
+        bucket=row[0],
+        key=bytes(row[1]).decode("utf-8"),
+        size=row[2],
+        stored_size=row[3],
+        etag=row[4],
+        last_modified=row[5],
+        content_type=row[6],
+        user_meta=json.loads(row[7]),
+        headers=json.loads(row[8]),
+        internal=json.loads(row[9]),
+        parts=[part_from_json(p) for p in json.loads(row[10])],
+        files=list(json.loads(row[11])),
+    )
+
+
+def template_to_json(meta: ObjectMeta) -> str:
+    """Serialize the object template stored with a multipart upload."""
+    return dump(
+        {
+            "content_type": meta.content_type,
+            "user_meta": meta.user_meta,
+            "headers": meta.headers,
+            "internal": meta.internal,
+        }
+    )
+
+
+def template_from_json(bucket: str, key: str, raw: str) -> ObjectMeta:
+    """Inverse of `template_to_json`."""
+    data = json.loads(raw)
+    return ObjectMeta(
+        bucket=bucket,
+        key=key,
+        content_type=data["content_type"],
+        user_meta=data["user_meta"],
+        headers=data["headers"],
+        internal=data["internal"],
+    )
+
+
+def require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
+    """NoSuchBucket unless ``bucket`` has a row."""
+    if conn.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone() is None:
+        raise NoSuchBucket(bucket)
+
+
+def insert_object(c: sqlite3.Connection, meta: ObjectMeta, key: bytes, now: float) -> None:
+    """Publish `meta` (replacing any old row) and mark the old row's files as garbage."""
+    old = c.execute("SELECT files FROM objects WHERE bucket=? AND key=?", (meta.bucket, key))
+    row = old.fetchone()
+    if row is not None:
+        c.executemany(
+            "UPDATE files SET deleted_at=? WHERE id=?",
+            [(now, fid) for fid in json.loads(row[0]) if fid not in meta.files],
+        )
+    c.execute(
+        f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            meta.bucket,
+            key,
+            meta.size,
+            meta.stored_size,
+            meta.etag,
+            meta.last_modified,
+            meta.content_type,
+            dump(meta.user_meta),
+            dump(meta.headers),
+            dump(meta.internal),
+            dump([part_to_json(p) for p in meta.parts]),
+            dump(meta.files),
+        ),
+    )
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """Smallest byte string greater than every string starting with `prefix` (None: no bound)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
