@@ -66,17 +66,22 @@ async def test_store_and_writers_satisfy_the_protocols(store: Store, bucket: str
 
 
 async def test_counters_without_a_transform(store: Store, bucket: str) -> None:
-    writer = await store.new_writer(bucket, "counted")
-    assert (writer.accepted, writer.written) == (0, 0)
-    total = 0
-    for size in (10, MIB + 1, 3, 2 * MIB):
-        await writer.write(content(size, size))
-        total += size
-        assert writer.accepted == total
-        assert writer.written == total  # no transform: stored bytes are the given bytes
-    meta = await writer.commit(ObjectMeta(bucket, "counted", size=total))
-    assert (writer.accepted, writer.written) == (total, total)
-    assert meta.stored_size == total
+    upload = await store.create_upload(bucket, "counted", ObjectMeta(bucket, "counted"))
+    object_writer = await store.new_writer(bucket, "counted")
+    part_writer = await store.new_part_writer(upload, 1)
+    for writer in (object_writer, part_writer):
+        assert (writer.accepted, writer.written) == (0, 0)
+        total = 0
+        for size in (10, MIB + 1, 3, 2 * MIB):
+            await writer.write(content(size, size))
+            total += size
+            assert writer.accepted == total
+            assert writer.written == total  # no transform: stored bytes are the given bytes
+    meta = await object_writer.commit(ObjectMeta(bucket, "counted", size=total))
+    part = await part_writer.commit("e", total, {})
+    assert meta.stored_size == part.stored_size == total
+    for writer in (object_writer, part_writer):
+        assert (writer.accepted, writer.written) == (total, total)
 
 
 @pytest.mark.parametrize("size", [0, 1, PAYLOAD_SIZE, 3 * MIB + 12345])
