@@ -327,7 +327,7 @@ def test_sse_kms_roundtrip_and_format(mk_server: ServerProcess, s3, bucket: str)
     """aws:kms with a key id and a client context: MinIO's SSE-KMS metadata, domain SSE-KMS."""
     import json
 
-    from sealstore.crypto.context import encode_context
+    from sealstore.crypto.kms_context import encode_context
     from sealstore.kms.master_key import MasterKeyKMS
     from sealstore.storage.fs import FSBackend
 

@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from sealstore.crypto import dare, keys
-from sealstore.crypto.context import encode_context
+from sealstore.crypto.kms_context import encode_context
 from sealstore.objects import metadata as sse
 from tests.integration.openbao import AppRoleCreds, OpenBao
 from tests.integration.server import (

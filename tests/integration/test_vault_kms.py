@@ -98,7 +98,7 @@ def test_derived_key_legacy_context_fallback(
     """A DEK created by 2019 MinIO with the raw context still opens (derived key, odd name)."""
     import base64
 
-    from sealstore.crypto.context import encode_context_legacy
+    from sealstore.crypto.kms_context import encode_context_legacy
 
     openbao.api("POST", "transit/keys/derived-key", {"derived": True})
     creds = approle(key="derived-key")

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from sealstore.crypto import dare
-from sealstore.crypto.context import encode_context_legacy
+from sealstore.crypto.kms_context import encode_context_legacy
 from sealstore.kms.base import KMSDecryptError, KMSKeyNotFoundError
 from sealstore.kms.factory import build_kms
 from sealstore.kms.master_key import MasterKeyKMS

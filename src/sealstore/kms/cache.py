@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from sealstore.crypto.context import encode_context
+from sealstore.crypto.kms_context import encode_context
 from sealstore.kms.base import KMS, DataKey, KMSStatus
 
 DEFAULT_MAX_ENTRIES = 4096

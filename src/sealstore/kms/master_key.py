@@ -14,7 +14,7 @@ import os
 import string
 
 from sealstore.crypto import dare
-from sealstore.crypto.context import context_encodings, encode_context
+from sealstore.crypto.kms_context import context_encodings, encode_context
 from sealstore.kms.base import (
     DataKey,
     KMSDecryptError,

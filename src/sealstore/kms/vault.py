@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from sealstore.crypto.context import context_encodings, encode_context
+from sealstore.crypto.kms_context import context_encodings, encode_context
 from sealstore.kms.base import (
     DataKey,
     EndpointHealth,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sealstore.crypto import keys
-from sealstore.crypto.context import encode_context
+from sealstore.crypto.kms_context import encode_context
 from sealstore.kms.base import KMSDecryptError
 from sealstore.objects import metadata as md
 from sealstore.objects.choice import SSEChoice

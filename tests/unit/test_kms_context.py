@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealstore.crypto.context import context_encodings, encode_context, encode_context_legacy
+from sealstore.crypto.kms_context import context_encodings, encode_context, encode_context_legacy
 
 
 @pytest.mark.parametrize(
