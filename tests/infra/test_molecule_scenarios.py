@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ["default", "master-key", "namespace"]
+SCENARIOS = ["default", "master-key", "namespace", "kms-cluster"]
 LOG_DIR = REPO / ".cache" / "molecule"
 TIMEOUT_S = int(os.environ.get("SEALSTORE_MOLECULE_TIMEOUT", "1800"))
 
