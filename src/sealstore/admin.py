@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sealstore.kms.vault_endpoints import prometheus_lines
 from sealstore.s3.context import AppContext
 from sealstore.s3.errors import S3Error
 
@@ -81,6 +82,11 @@ def is_ready(ctx: AppContext) -> tuple[bool, dict[str, Any]]:
         doc["ready"] = False
     if ctx.kms is not None:
         doc["kms"] = ctx.kms_health.detail or {"ok": False, "error": "self-test not run yet"}
+        nodes = getattr(ctx.kms, "endpoint_health", None)
+        if callable(nodes):  # Vault: live per-node health, fresher than the last self-test
+            failovers = getattr(ctx.kms, "failovers", 0)
+            doc["kms"] = {**doc["kms"], "endpoints": [asdict(n) for n in nodes()]}
+            doc["kms"]["failovers"] = failovers
         if not ctx.kms_health.ok:
             doc["ready"] = False
     return doc["ready"], doc
@@ -131,6 +137,9 @@ def render_metrics(ctx: AppContext) -> str:
     ]
     for (call, outcome), n in kms:
         lines.append(f'sealstore_kms_calls_total{{call="{call}",outcome="{outcome}"}} {n}')
+    nodes = getattr(ctx.kms, "endpoint_health", None)
+    if callable(nodes):
+        lines += prometheus_lines(nodes(), int(getattr(ctx.kms, "failovers", 0)))
     ready, _ = is_ready(ctx)
     lines += [
         "# HELP sealstore_ready 1 when the server is ready (storage open, KMS self-test ok).",

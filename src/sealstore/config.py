@@ -22,6 +22,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
 MAX_WORKERS = 64
 DOCKER_SECRETS_DIR = Path("/run/secrets")
+DEFAULT_FAILOVER_TIMEOUT = 10.0
+MAX_FAILOVER_TIMEOUT = 120.0
+MAX_VAULT_ENDPOINTS = 16
 
 # name -> one-line description; cli.py prints these in --help so the list cannot drift.
 ENV_DOC: dict[str, str] = {
@@ -30,7 +33,10 @@ ENV_DOC: dict[str, str] = {
     "MINIO_ACCESS_KEY": "legacy name of MINIO_ROOT_USER (used only when that is unset)",
     "MINIO_SECRET_KEY": "legacy name of MINIO_ROOT_PASSWORD (used only when that is unset)",
     "MINIO_REGION": f"region reported to clients and used for SigV4 (default {DEFAULT_REGION})",
-    "MINIO_SSE_VAULT_ENDPOINT": "Vault/OpenBao URL, e.g. https://vault:8200 (enables Vault KMS)",
+    "MINIO_SSE_VAULT_ENDPOINT": (
+        "Vault/OpenBao URL, e.g. https://vault:8200 (enables Vault KMS); for a Raft cluster "
+        "list every node, comma-separated: https://kms1:8200,https://kms2:8200 (failover)"
+    ),
     "MINIO_SSE_VAULT_AUTH_TYPE": "optional; must be 'approle'",
     "MINIO_SSE_VAULT_APPROLE_ID": "AppRole role-id (required with Vault)",
     "MINIO_SSE_VAULT_APPROLE_SECRET": "AppRole secret-id (required with Vault)",
@@ -44,6 +50,10 @@ ENV_DOC: dict[str, str] = {
     "SEALSTORE_WORKERS": "number of worker processes sharing the socket (default 1)",
     "SEALSTORE_LOG_LEVEL": "DEBUG|INFO|WARNING|ERROR (default INFO)",
     "SEALSTORE_LOG_FORMAT": "json|text (default json)",
+    "SEALSTORE_KMS_FAILOVER_TIMEOUT": (
+        f"seconds a KMS call may spend retrying other Vault endpoints (default "
+        f"{DEFAULT_FAILOVER_TIMEOUT:g}; only with several endpoints)"
+    ),
     "SEALSTORE_KMS_CACHE_TTL": (
         "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
         "read objects work during a KMS outage)"
@@ -71,7 +81,11 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class VaultSettings:
-    """Vault/OpenBao transit KMS connection (AppRole)."""
+    """Vault/OpenBao transit KMS connection (AppRole).
+
+    ``endpoint`` stays one string (the nodes joined by commas, normalised) because that is what
+    ``VaultKMS`` and ``build_kms`` take; ``endpoints`` is the parsed list.
+    """
 
     endpoint: str
     role_id: str = field(repr=False)
@@ -79,6 +93,12 @@ class VaultSettings:
     key_name: str
     namespace: str | None = None
     capath: str | None = None
+    failover_timeout: float = DEFAULT_FAILOVER_TIMEOUT
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every configured node, in the operator's order (the first one is tried first)."""
+        return tuple(self.endpoint.split(","))
 
 
 @dataclass(frozen=True)
@@ -273,17 +293,7 @@ def _vault_settings(env: Mapping[str, str]) -> VaultSettings | None:
     auth_type = env.get("MINIO_SSE_VAULT_AUTH_TYPE")
     if auth_type is not None and auth_type.lower() != "approle":
         raise ConfigError(f"MINIO_SSE_VAULT_AUTH_TYPE must be 'approle', got {auth_type!r}")
-    endpoint = env["MINIO_SSE_VAULT_ENDPOINT"].rstrip("/")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"MINIO_SSE_VAULT_ENDPOINT must be an http(s) URL like https://vault:8200, "
-            f"got {endpoint!r}"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"MINIO_SSE_VAULT_ENDPOINT has an invalid port: {endpoint!r}") from None
+    endpoints = parse_vault_endpoints(env["MINIO_SSE_VAULT_ENDPOINT"])
     key_name = env["MINIO_SSE_VAULT_KEY_NAME"]
     if "/" in key_name or key_name.strip() != key_name:
         raise ConfigError(f"MINIO_SSE_VAULT_KEY_NAME {key_name!r} is not a valid transit key name")
@@ -293,14 +303,81 @@ def _vault_settings(env: Mapping[str, str]) -> VaultSettings | None:
     namespace = env.get("MINIO_SSE_VAULT_NAMESPACE")
     if namespace is not None:
         namespace = namespace.strip("/")
+    failover = _parse_failover_timeout(env.get("SEALSTORE_KMS_FAILOVER_TIMEOUT"))
     return VaultSettings(
-        endpoint=endpoint,
+        endpoint=",".join(endpoints),
         role_id=env["MINIO_SSE_VAULT_APPROLE_ID"],
         secret_id=env["MINIO_SSE_VAULT_APPROLE_SECRET"],
         key_name=key_name,
         namespace=namespace or None,
         capath=capath,
+        failover_timeout=failover,
     )
+
+
+def parse_vault_endpoints(raw: str) -> tuple[str, ...]:
+    """``MINIO_SSE_VAULT_ENDPOINT``: one URL, or several comma-separated (the cluster's nodes).
+
+    Each entry must be a plain ``http(s)://host[:port]`` base URL. Mixed schemes are refused:
+    one plaintext node in a TLS cluster would send the token in clear. User info, queries and
+    fragments are refused because Vault clients never need them and a ``user:password@`` would
+    put a secret into logs. Duplicates are refused because they would hide a typo'd node.
+    """
+    name = "MINIO_SSE_VAULT_ENDPOINT"
+    items = [item.strip() for item in raw.split(",")]
+    if len(items) > MAX_VAULT_ENDPOINTS:
+        raise ConfigError(f"{name} lists {len(items)} endpoints; at most {MAX_VAULT_ENDPOINTS}")
+    out: list[str] = []
+    for index, item in enumerate(items, 1):
+        where = name if len(items) == 1 else f"{name} entry {index} of {len(items)}"
+        out.append(_parse_vault_url(where, item.rstrip("/")))
+    schemes = {urlsplit(url).scheme for url in out}
+    if len(schemes) > 1:
+        raise ConfigError(f"{name} mixes http:// and https:// endpoints; use one scheme for all")
+    seen: set[str] = set()
+    for url in out:
+        key = url.lower()
+        if key in seen:
+            raise ConfigError(f"{name} lists {url!r} twice")
+        seen.add(key)
+    return tuple(out)
+
+
+def _parse_vault_url(where: str, endpoint: str) -> str:
+    if not endpoint:
+        raise ConfigError(f"{where} is empty (separate several endpoints with single commas)")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{where} must be an http(s) URL like https://vault:8200, got {endpoint!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where} must not contain user info (user:password@)")
+    if parts.query or parts.fragment or "?" in endpoint or "#" in endpoint:
+        raise ConfigError(f"{where} must not contain a query or fragment, got {endpoint!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigError(f"{where} has an invalid port: {endpoint!r}") from None
+    return endpoint
+
+
+def _parse_failover_timeout(raw: str | None) -> float:
+    """SEALSTORE_KMS_FAILOVER_TIMEOUT: the whole budget of one KMS call across all nodes.
+
+    Long enough to ride out a Raft leader election (a few seconds), short enough that a client
+    waiting on a PUT gets its 503 well before its own read timeout.
+    """
+    name = "SEALSTORE_KMS_FAILOVER_TIMEOUT"
+    if raw is None:
+        return DEFAULT_FAILOVER_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0.5 <= value <= MAX_FAILOVER_TIMEOUT:  # also rejects nan
+        raise ConfigError(f"{name} must be between 0.5 and {MAX_FAILOVER_TIMEOUT:g} seconds")
+    return value
 
 
 def _master_key(env: Mapping[str, str]) -> str | None:

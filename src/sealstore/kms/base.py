@@ -26,14 +26,37 @@ class DataKey:
 
 
 @dataclass
+class EndpointHealth:
+    """What the client last saw of one KMS node (Vault/OpenBao cluster member).
+
+    ``active`` is True for the cluster's active node, False for a standby, None when unknown;
+    ``current`` marks the node the client sends its calls to (the one that answered last).
+    """
+
+    url: str
+    ok: bool | None
+    last_error: str | None = None
+    latency_ms: float | None = None
+    active: bool | None = None
+    current: bool = False
+
+
+@dataclass
 class KMSStatus:
-    """Outcome of the generate/decrypt/compare self-test; ``error`` never contains secrets."""
+    """Outcome of the generate/decrypt/compare self-test; ``error`` never contains secrets.
+
+    ``endpoints`` and ``failovers`` are filled by back-ends with several nodes (Vault); one
+    entry per configured node, so readiness and metrics show a degraded cluster before it
+    becomes an outage.
+    """
 
     kind: str
     key_id: str
     ok: bool
     latency_ms: float
     error: str | None = None
+    endpoints: list[EndpointHealth] = field(default_factory=list)
+    failovers: int = 0
 
 
 class KMSError(Exception):
