@@ -4,10 +4,10 @@ Scenario kms-cluster only (marker kmscluster), after the fault run, whose load l
 obj-NNNNNN (bodies derived from their index, so their sha256 is known here). In order:
 playbooks/kms-backup.yml (timer installed on every node, snapshot on the leader, copy and custody
 on the controller); the cluster is destroyed (service stopped, raft data wiped on every node) and
-built again from nothing by site.yml, which initialises a new cluster with a new transit key, so
-the old objects no longer decrypt; playbooks/kms-restore.yml puts the snapshot back; site.yml
-re-issues the storage host's secret-id; then every object written before the snapshot reads back
-with its sha256.
+built again from nothing by site.yml, which initialises a new cluster with a new transit key and
+gives the storage host credentials for it, so the old objects no longer decrypt;
+playbooks/kms-restore.yml puts the snapshot back; storage.yml re-issues the storage host's
+secret-id; then every object written before the snapshot reads back with its sha256.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_03_restore_brings_every_object_back(dep: Deployment, s3: Any):
         Path(dep.setting("vault_server_custody_file", dep.vault_hosts[0])).read_text()
     )
     assert current["root_token"] == restored["root_token"], "custody file not switched"
-    _play(dep, "site.yml")
+    _play(dep, "storage.yml")
     deadline = time.monotonic() + 90
     missing = State.keys
     while missing and time.monotonic() < deadline:
