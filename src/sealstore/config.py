@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 DEFAULT_ADDRESS = ":9000"
 DEFAULT_REGION = "us-east-1"
@@ -24,7 +23,6 @@ MAX_WORKERS = 64
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_FAILOVER_TIMEOUT = 10.0
 MAX_FAILOVER_TIMEOUT = 120.0
-MAX_VAULT_ENDPOINTS = 16
 
 # name -> one-line description; cli.py prints these in --help so the list cannot drift.
 ENV_DOC: dict[str, str] = {
@@ -316,58 +314,22 @@ def _vault_settings(env: Mapping[str, str]) -> VaultSettings | None:
 
 
 def parse_vault_endpoints(raw: str) -> tuple[str, ...]:
-    """``MINIO_SSE_VAULT_ENDPOINT``: one URL, or several comma-separated (the cluster's nodes).
+    """``MINIO_SSE_VAULT_ENDPOINT``: one URL, or several comma-separated (a cluster's nodes).
 
-    Each entry must be a plain ``http(s)://host[:port]`` base URL. Mixed schemes are refused:
-    one plaintext node in a TLS cluster would send the token in clear. User info, queries and
-    fragments are refused because Vault clients never need them and a ``user:password@`` would
-    put a secret into logs. Duplicates are refused because they would hide a typo'd node.
+    The rules live with the Vault client (``kms/vault_endpoints.parse_endpoints``) so the
+    server and ``VaultKMS`` accept exactly the same values.
     """
-    name = "MINIO_SSE_VAULT_ENDPOINT"
-    items = [item.strip() for item in raw.split(",")]
-    if len(items) > MAX_VAULT_ENDPOINTS:
-        raise ConfigError(f"{name} lists {len(items)} endpoints; at most {MAX_VAULT_ENDPOINTS}")
-    out: list[str] = []
-    for index, item in enumerate(items, 1):
-        where = name if len(items) == 1 else f"{name} entry {index} of {len(items)}"
-        out.append(_parse_vault_url(where, item.rstrip("/")))
-    schemes = {urlsplit(url).scheme for url in out}
-    if len(schemes) > 1:
-        raise ConfigError(f"{name} mixes http:// and https:// endpoints; use one scheme for all")
-    seen: set[str] = set()
-    for url in out:
-        key = url.lower()
-        if key in seen:
-            raise ConfigError(f"{name} lists {url!r} twice")
-        seen.add(key)
-    return tuple(out)
+    from sealstore.kms.vault_endpoints import parse_endpoints
 
-
-def _parse_vault_url(where: str, endpoint: str) -> str:
-    if not endpoint:
-        raise ConfigError(f"{where} is empty (separate several endpoints with single commas)")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{where} must be an http(s) URL like https://vault:8200, got {endpoint!r}"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"{where} must not contain user info (user:password@)")
-    if parts.query or parts.fragment or "?" in endpoint or "#" in endpoint:
-        raise ConfigError(f"{where} must not contain a query or fragment, got {endpoint!r}")
     try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"{where} has an invalid port: {endpoint!r}") from None
-    return endpoint
+        return tuple(parse_endpoints(raw))
+    except ValueError as exc:
+        raise ConfigError(f"MINIO_SSE_VAULT_ENDPOINT {exc}") from None
 
 
 def _parse_failover_timeout(raw: str | None) -> float:
-    """SEALSTORE_KMS_FAILOVER_TIMEOUT: the whole budget of one KMS call across all nodes.
-
-    Long enough to ride out a Raft leader election (a few seconds), short enough that a client
-    waiting on a PUT gets its 503 well before its own read timeout.
-    """
+    """SEALSTORE_KMS_FAILOVER_TIMEOUT: the budget of one KMS call across all nodes; long
+    enough to ride out a Raft election, short enough for a 503 before client timeouts."""
     name = "SEALSTORE_KMS_FAILOVER_TIMEOUT"
     if raw is None:
         return DEFAULT_FAILOVER_TIMEOUT

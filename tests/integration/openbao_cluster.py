@@ -190,13 +190,11 @@ class OpenBaoCluster:
         except (requests.RequestException, ValueError):
             return None
 
-    def leader_index(self, timeout: float = 30.0, exclude: int | None = None) -> int:
-        """Index of the active node (waiting for an election to finish), never ``exclude``."""
+    def leader_index(self, timeout: float = 30.0) -> int:
+        """Index of the active node (waiting for an election to finish)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for node in self.nodes:
-                if node.index == exclude:
-                    continue
                 doc = self.health(node)
                 serving = doc and doc.get("initialized") and not doc.get("sealed")
                 if serving and not doc.get("standby"):
@@ -224,10 +222,16 @@ class OpenBaoCluster:
             init = first.sys.initialize(secret_shares=1, secret_threshold=1)
             self._unseal_key = init["keys"][0]
             self.root_token = init["root_token"]
-        self._unseal(self.nodes[0], timeout)
+        self._unseal_all([self.nodes[0]], timeout)
         self.leader_index(timeout)
-        for node in self.nodes[1:]:
-            self._unseal(node, timeout)
+        # Autopilot promotes a joined node to voter only after it was stable for
+        # server_stabilization_time (default 10 s): shorten it, or the cluster would not
+        # survive losing its leader during the first seconds of a test.
+        self.client(0).adapter.post(
+            "/v1/sys/storage/raft/autopilot/configuration",
+            json={"server_stabilization_time": "1s", "cleanup_dead_servers": False},
+        )
+        self._unseal_all(self.nodes[1:], timeout)
         self.wait_peers(timeout)
         return self
 
@@ -241,20 +245,25 @@ class OpenBaoCluster:
             time.sleep(0.1)
         raise ClusterError(f"{node} did not listen: {node.log_tail()}")
 
-    def _unseal(self, node: ClusterNode, timeout: float) -> None:
-        """Submit the unseal key until the node reports unsealed (a joining node first has to
-        fetch the Raft challenge from the leader, so the first attempts may not take)."""
+    def _unseal_all(self, nodes: list[ClusterNode], timeout: float) -> None:
+        """Submit the unseal key to every sealed node until all report unsealed (a joining
+        node first fetches the Raft challenge from the leader, so early attempts may not
+        take; nodes are handled together so their joins overlap)."""
         assert self._unseal_key is not None, "cluster not initialised"
         deadline = time.monotonic() + timeout
-        client = self.client(node, token="")
-        while time.monotonic() < deadline:
-            doc = self.health(node)
-            if doc is not None and doc.get("initialized") and not doc.get("sealed"):
-                return
-            with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
-                client.sys.submit_unseal_key(self._unseal_key)
-            time.sleep(0.3)
-        raise ClusterError(f"{node} did not unseal: {node.log_tail()}")
+        pending = list(nodes)
+        while pending and time.monotonic() < deadline:
+            for node in list(pending):
+                doc = self.health(node)
+                if doc is not None and doc.get("initialized") and not doc.get("sealed"):
+                    pending.remove(node)
+                    continue
+                with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
+                    self.client(node, token="").sys.submit_unseal_key(self._unseal_key)
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            raise ClusterError(f"{pending} did not unseal: {self._tails()}")
 
     def wait_peers(self, timeout: float = 60.0, expect: int | None = None) -> None:
         """Wait until ``expect`` (default: all) nodes are Raft voters of the configuration."""
@@ -268,16 +277,6 @@ class OpenBaoCluster:
                     return
             time.sleep(0.3)
         raise ClusterError(f"raft has {peers} after {timeout}s, want {want} voters")
-
-    def wait_healthy_standby(self, index: int, timeout: float = 60.0) -> None:
-        """Wait until node ``index`` answers as an unsealed member (standby or active)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            doc = self.health(index)
-            if doc is not None and doc.get("initialized") and not doc.get("sealed"):
-                return
-            time.sleep(0.2)
-        raise ClusterError(f"{self.nodes[index]} not back: {self.nodes[index].log_tail()}")
 
     def kill(self, index: int) -> None:
         """SIGKILL one node (a crash: no step-down, no goodbye to the peers)."""
@@ -303,14 +302,24 @@ class OpenBaoCluster:
             node.proc.kill()
             node.proc.wait(timeout)
 
-    def start_node(self, index: int, timeout: float = 60.0) -> None:
-        """Restart one stopped node: it rejoins through ``retry_join`` and is unsealed."""
-        node = self.nodes[index]
-        if node.running():
-            return
-        node.spawn()
-        self._wait_listening(node, timeout)
-        self._unseal(node, timeout)
+    def start_node(self, index: int, timeout: float = 60.0, *, unseal: bool = True) -> None:
+        """Restart one stopped node: it rejoins through ``retry_join`` and is unsealed (or,
+        with ``unseal=False``, stays sealed, as a Shamir node does after a reboot)."""
+        self.start_nodes([index], timeout, unseal=unseal)
+
+    def start_nodes(
+        self, indices: list[int], timeout: float = 60.0, *, unseal: bool = True
+    ) -> None:
+        """Start every stopped node of ``indices`` at once, then unseal them together (after
+        a full outage no node can elect a leader alone, so one-by-one would only be slower)."""
+        nodes = [self.nodes[i] for i in indices]
+        for node in nodes:
+            if not node.running():
+                node.spawn()
+        for node in nodes:
+            self._wait_listening(node, timeout)
+        if unseal:
+            self._unseal_all(nodes, timeout)
 
     def pause(self, index: int) -> None:
         """SIGSTOP one node and wait until all its threads are stopped (a frozen node)."""
@@ -360,7 +369,11 @@ class OpenBaoCluster:
         if "approle/" not in client.sys.list_auth_methods()["data"]:
             client.sys.enable_auth_method("approle")
         client.auth.approle.create_or_update_approle(
-            role, token_policies=[policy], token_num_uses=0, secret_id_num_uses=0, period=period
+            role,
+            token_policies=[policy],
+            token_num_uses=0,
+            secret_id_num_uses=0,
+            token_period=period,
         )
         role_id = client.auth.approle.read_role_id(role)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(role)["data"]["secret_id"]

@@ -62,7 +62,8 @@ def test_answers_are_the_callers_business(status: int, detail: str) -> None:
         (503, "no error detail", Verdict.RETRY),
         (500, "local node not active but active cluster node not found", Verdict.RETRY),
         (400, "node not active but active cluster node not found", Verdict.RETRY),
-        (500, "internal error", Verdict.RETRY),
+        (500, "internal error", Verdict.DOWN),
+        (504, "gateway timeout", Verdict.RETRY),
         (502, "bad gateway", Verdict.RETRY),
         (429, "no error detail", Verdict.RETRY),
         (307, "no error detail", Verdict.RETRY),
@@ -116,13 +117,13 @@ def test_failed_node_is_a_last_resort_until_it_answers_again() -> None:
 
 def test_backoff_doubles_and_is_capped() -> None:
     clock = Clock()
-    p = EndpointPool([A, B], clock=clock, backoff_min=1.0, backoff_max=30.0)
+    p = EndpointPool([A, B], clock=clock)
     a = p.endpoints[0]
     delays = []
     for _ in range(8):
         p.failed(a, "down")
         delays.append(a.retry_at - clock.now)
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     p.succeeded(a, 1.0)
     assert a.failures == 0 and a.retry_at == 0.0 and a.ok and a.last_error is None
 
@@ -156,12 +157,23 @@ def test_skip_leaves_out_nodes_that_timed_out_in_this_call() -> None:
 
 def test_redirect_hint_only_for_configured_nodes() -> None:
     p = pool()
-    p.hint("https://evil.example:8200/v1/transit/decrypt/k")
+    assert p.hint("https://evil.example:8200/v1/transit/decrypt/k") is False
     assert urls(p.plan()) == [A, B, C]
-    p.hint(f"{C}/v1/transit/decrypt/my-key")
+    assert p.hint(f"{C}/v1/transit/decrypt/my-key") is True
     assert urls(p.plan())[0] == C
+    assert urls(p.plan())[0] == A  # a hint is used by one plan only
     p.succeeded(p.endpoints[2], 1.0)
     assert p.current.url == C
+
+
+def test_redirect_to_a_node_in_backoff_is_ignored() -> None:
+    """During an election standbys redirect to the leader that just died or froze."""
+    p = pool()
+    a, b, _ = p.endpoints
+    p.failed(a, "Vault at A is unreachable: request timed out")
+    p.succeeded(b, 1.0)
+    assert p.hint(f"{A}/v1/auth/approle/login") is True
+    assert urls(p.plan()) == [B, C, A]
     assert same_node("https://kms1:8200", "https://KMS1:8200/v1/x")
     assert not same_node("https://kms1:8200", "http://kms1:8200/v1/x")
     assert not same_node("https://kms1:8200", "https://kms1:8201/v1/x")

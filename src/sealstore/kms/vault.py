@@ -36,7 +36,7 @@ from sealstore.kms.base import (
     self_test,
 )
 from sealstore.kms.tls import client_ssl_context
-from sealstore.kms.vault_endpoints import error_text
+from sealstore.kms.vault_endpoints import error_text, parse_endpoints
 from sealstore.kms.vault_session import VaultSession
 from sealstore.kms.vault_transport import VaultTransport
 
@@ -52,17 +52,12 @@ def _validate_key_id(key_id: str) -> None:
 
 
 def split_endpoints(endpoint: str | Sequence[str]) -> list[str]:
-    """``"https://a:8200,https://b:8200"`` (or a list) -> base URLs without trailing slashes."""
-    items = endpoint.split(",") if isinstance(endpoint, str) else list(endpoint)
-    urls = [item.strip().rstrip("/") for item in items]
-    if not urls or not all(urls):
-        raise ValueError("Vault endpoint list has an empty entry")
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("Vault endpoint must start with http:// or https://")
-    if len({url.split("://", 1)[0] for url in urls}) > 1:
-        raise ValueError("Vault endpoints must all use http:// or all https://")
-    return urls
+    """The node list of ``endpoint`` (one URL, comma-separated URLs, or a list); the same
+    rules as ``MINIO_SSE_VAULT_ENDPOINT``. Raises ``ValueError``."""
+    try:
+        return parse_endpoints(endpoint)
+    except ValueError as exc:
+        raise ValueError(f"Vault endpoint {exc}") from None
 
 
 class VaultKMS:

@@ -13,7 +13,7 @@ redirect, "local node not active" errors, 5xx). This module decides, without any
   *now* while others may (worth retrying elsewhere, and again after a short pause);
 * :class:`EndpointPool`: the order in which to try nodes. The node that answered last stays
   first (it is known good, and keeps connections warm); a node that failed is tried only as a
-  last resort until its backoff (1 s doubling to 30 s) expires, so a dead node costs a request
+  last resort until its backoff (1 s doubling to 10 s) expires, so a dead node costs a request
   nothing once it is known dead, and a returning node is used again without a restart.
 
 Kept free of asyncio and aiohttp so unit tests can drive every decision with a fake clock.
@@ -29,6 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sealstore.kms.base import EndpointHealth
+
+MAX_ENDPOINTS = 16
 
 # Error texts of a node that is up but cannot serve the call itself (Vault and OpenBao use
 # these for standbys without a reachable active node and for failed request forwarding).
@@ -46,12 +48,55 @@ STANDBY_MARKERS = (
 SEALED_MARKERS = ("vault is sealed", "server is sealed", "is sealed")
 
 
+def parse_endpoints(raw: str | Sequence[str]) -> list[str]:
+    """``"https://a:8200, https://b:8200/"`` (or a list) -> base URLs in the given order.
+
+    Each entry must be a plain ``http(s)://host[:port]`` base URL. Mixed schemes are refused
+    (one plaintext node in a TLS cluster would get the token in clear), so are user info (a
+    ``user:password@`` would end up in logs), queries and fragments (Vault clients never need
+    them) and duplicates (they hide a mistyped node). Raises ``ValueError`` with a message
+    that names the entry; ``config.py`` prefixes the variable name.
+    """
+    items = [item.strip() for item in (raw.split(",") if isinstance(raw, str) else raw)]
+    if len(items) > MAX_ENDPOINTS:
+        raise ValueError(f"lists {len(items)} endpoints; at most {MAX_ENDPOINTS}")
+    urls: list[str] = []
+    for index, item in enumerate(items, 1):
+        where = "" if len(items) == 1 else f"entry {index} of {len(items)} "
+        urls.append(_parse_url(where, item.rstrip("/")))
+    if len({urlsplit(url).scheme for url in urls}) > 1:
+        raise ValueError("mixes http:// and https:// endpoints; use one scheme for all")
+    seen: set[str] = set()
+    for url in urls:
+        if url.lower() in seen:
+            raise ValueError(f"lists {url!r} twice")
+        seen.add(url.lower())
+    return urls
+
+
+def _parse_url(where: str, url: str) -> str:
+    if not url:
+        raise ValueError(f"{where}is empty (separate several endpoints with single commas)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}must be an http(s) URL like https://vault:8200, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{where}must not contain user info (user:password@)")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"{where}must not contain a query or fragment, got {url!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{where}has an invalid port: {url!r}") from None
+    return url
+
+
 class Verdict(enum.Enum):
     """What one attempt against one node means for the call."""
 
     ANSWER = "answer"  # a real answer: return it to the caller, never retry it elsewhere
     RETRY = "retry"  # this node cannot serve now, another may (and this one may soon)
-    DOWN = "down"  # the node is gone or sealed: try the others, do not wait for it
+    DOWN = "down"  # gone, sealed or failing: try the others, but do not wait for this one
 
 
 def error_text(data: dict[str, Any]) -> str:
@@ -83,8 +128,12 @@ def classify(status: int, detail: str) -> tuple[Verdict, str]:
         return Verdict.RETRY, "rate limiting or a standby (HTTP 429)"
     if status == 503:
         return Verdict.RETRY, "sealed or unavailable"
+    if status == 500:
+        # a plain internal error is no cluster transition: other nodes get one chance each,
+        # but the call does not wait out its budget for an error that will not go away
+        return Verdict.DOWN, "failing"
     if status >= 500:
-        return Verdict.RETRY, "failing"
+        return Verdict.RETRY, "failing"  # 502/504: a proxy in front, usually brief
     return Verdict.ANSWER, "ok"
 
 
@@ -116,7 +165,7 @@ class EndpointPool:
         urls: Sequence[str],
         *,
         backoff_min: float = 1.0,
-        backoff_max: float = 30.0,
+        backoff_max: float = 10.0,
         probe_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -142,20 +191,23 @@ class EndpointPool:
     def plan(self, skip: Iterable[str] = ()) -> list[EndpointState]:
         """Every node not in ``skip``, in the order one call should try them.
 
-        Usable nodes first: a node named by a standby's redirect, then the current node, then
-        known-good nodes (the active one before standbys), then never-tried nodes, then nodes
-        whose backoff expired. Nodes still in backoff come last, earliest retry first, so a
-        call whose better options all failed still tries them before giving up.
+        Usable nodes first: a node named by a standby's redirect (consumed by this plan, and
+        ignored while that node is in backoff: during an election standbys keep naming the
+        dead or frozen leader), then the current node, then known-good nodes (the active one
+        before standbys), then never-tried nodes, then nodes whose backoff expired. Nodes still
+        in backoff come last, earliest retry first, so a call whose better options all failed
+        still tries them before giving up.
         """
         now = self._clock()
         skipped = set(skip)
+        hinted, self._hinted = self._hinted, None
 
         def rank(item: tuple[int, EndpointState]) -> tuple[int, float, int]:
             index, ep = item
-            if ep.url == self._hinted:
-                return (0, 0.0, index)
             if ep.retry_at > now:
                 return (6, ep.retry_at, index)
+            if ep.url == hinted:
+                return (0, 0.0, index)
             if index == self._current:
                 return (1, 0.0, index)
             if ep.ok and ep.active:
@@ -176,8 +228,6 @@ class EndpointPool:
         ep.failures = 0
         ep.retry_at = 0.0
         ep.latency_ms = round(latency_ms, 3)
-        if self._hinted == ep.url:
-            self._hinted = None
         index = self.endpoints.index(ep)
         if index == self._current:
             return False
@@ -195,8 +245,6 @@ class EndpointPool:
         backoff = min(self._backoff_max, self._backoff_min * 2 ** min(ep.failures - 1, 16))
         ep.retry_at = self._clock() + backoff
         ep.next_probe = ep.retry_at
-        if self._hinted == ep.url:
-            self._hinted = None
         return was_ok
 
     def hint(self, location: str) -> bool:

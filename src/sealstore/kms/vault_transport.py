@@ -6,12 +6,14 @@ behaves exactly like a plain client (one attempt, ``request_timeout``, a clear
 every node, in the order :class:`~sealstore.kms.vault_endpoints.EndpointPool` gives, within a
 bounded budget (``failover_timeout``, 10 s by default):
 
-* a node that is down (refused, TLS failure, sealed) is skipped at once; when *every* node is
-  down the call fails immediately: an outage answers 503 fast instead of hanging clients;
-* a node that cannot serve *now* (timeout, reset, 5xx, 429, a standby without a leader or
-  redirecting) is worth another pass: during a leader election no node can serve for a second
-  or two, so the call pauses briefly (0.1 s doubling to 1 s) and tries again until the budget
-  ends. That is what makes losing the leader invisible to S3 clients;
+* a node that is down (refused, TLS failure, sealed, a plain HTTP 500) is skipped at once;
+  when *every* node is down the call fails immediately: an outage answers 503 fast instead
+  of hanging clients;
+* a node that cannot serve *now* (timeout, reset, 502/503/504, 429, a standby without a
+  leader or redirecting) is worth another pass: during a leader election no node can serve
+  writes (logins, renewals) for a few seconds, and standbys may redirect transit calls to the
+  lost leader, so the call pauses briefly (0.1 s doubling to 1 s) and tries again until the
+  budget ends. That is what makes losing the leader invisible to S3 clients;
 * each attempt gets at most a third of the budget (and never more than ``request_timeout``),
   so a frozen node (SIGSTOP: connects, never answers) costs one slice, not the whole call, and
   a node that timed out is not asked again within the same call;
@@ -267,6 +269,8 @@ class VaultTransport:
     def _record_failure(self, ep: EndpointState, message: str) -> None:
         if self.pool.failed(ep, message) and self.multi:
             log.warning("Vault endpoint failing, trying the others: %s", message)
+        else:
+            log.debug("Vault attempt failed: %s", message)
 
     # ------------------------------------------------------------------ probes
 
