@@ -102,6 +102,21 @@ def _transit_ok(dep: Deployment, api: VaultAPI) -> bool:
     return status == 200
 
 
+def _new_leader_after(others: dict[str, VaultAPI], old: str, start: float) -> float | None:
+    """Seconds from the kill until a survivor names another leader (None: not within 30 s)."""
+    while time.monotonic() - start < 30:
+        for api in others.values():
+            try:
+                status, doc = api.get("/v1/sys/leader", token=False)
+            except OSError:
+                continue
+            addr = doc.get("leader_address", "") if status == 200 else ""
+            if addr and f"//{old}:" not in addr:
+                return round(time.monotonic() - start, 2)
+        time.sleep(0.2)
+    return None
+
+
 def test_01_start_load(dep: Deployment, client: str, apis: dict[str, VaultAPI]):
     assert _cluster_healthy(apis), "the cluster must be healthy before the fault run"
     h = dep.host(client)
@@ -149,6 +164,7 @@ def test_02_kill_leader_it_comes_back_unsealed_without_a_playbook(
         time.sleep(0.2)
     assert ok_after is not None, "no surviving node served a transit call within 90s"
     State.numbers["leader_loss_to_first_transit_ok_s"] = round(ok_after, 2)
+    State.numbers["leader_loss_to_new_leader_s"] = _new_leader_after(others, leader, start)
     State.numbers["killed_leader"] = leader
     back = _wait(lambda: _serving(apis[leader]), 120, f"{leader} serving again after kill -9")
     State.numbers["killed_leader_serving_again_s"] = round(back + ok_after, 1)
