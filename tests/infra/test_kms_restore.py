@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +24,13 @@ import pytest
 from botocore.config import Config
 from infra_lib import REPO, Deployment
 
-pytestmark = pytest.mark.kmscluster
+pytestmark = [
+    pytest.mark.kmscluster,
+    pytest.mark.skipif(
+        os.environ.get("SEALSTORE_KMS_RESTORE", "1") == "0",
+        reason="SEALSTORE_KMS_RESTORE=0: the backup/restore proof is skipped",
+    ),
+]
 
 BUCKET = "kms-load"
 SIZE = 48 * 1024
