@@ -13,6 +13,7 @@ VBIN := $(VENV)/bin
 STAMP := $(VENV)/.sealstore-requirements
 REQ_HASH := $(shell cat requirements/dev.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 KMS_MODE ?= vault
+KMS_TOPOLOGY ?= single
 PYTEST_ARGS ?=
 
 export PATH := $(VBIN):$(PATH)
@@ -37,8 +38,8 @@ docker: ## make sure a Docker engine answers (installs docker.io / starts docker
 image: docker ## build or reuse the lab base image sealstore/lab-base:bookworm
 	@scripts/lab-image.sh
 
-lab: ## the whole lab: venv, docker, image, hosts, site.yml (KMS_MODE=vault|master_key), verify.yml, summary
-	@scripts/lab-run.sh "$(KMS_MODE)"
+lab: ## the whole lab: venv, docker, image, hosts, site.yml (KMS_MODE=vault|master_key, KMS_TOPOLOGY=single|cluster), verify.yml, summary
+	@scripts/lab-run.sh "$(KMS_MODE)" "$(KMS_TOPOLOGY)"
 
 lab-down: ## remove the lab containers, network and the lab's controller secrets
 	@scripts/lab.sh down

@@ -6,14 +6,31 @@
 # failing stage instead of thousands of lines.  Stages: prerequisites, venv, Docker engine, base
 # image, hosts, site.yml, verify.yml, summary.
 #
-# Usage: scripts/lab-run.sh [vault|master_key]      (make lab KMS_MODE=master_key)
+# Usage: scripts/lab-run.sh [vault|master_key] [single|cluster]
+#        (make lab KMS_MODE=master_key; make lab KMS_TOPOLOGY=cluster: 3 raft nodes + transit unsealer)
 set -euo pipefail
 
 mode="${1:-${KMS_MODE:-vault}}"
+topology="${2:-${KMS_TOPOLOGY:-single}}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 logs="$repo/.lab/logs"
 inventory="$repo/inventories/lab"
+case "$topology" in
+    single) ;;
+    cluster)
+        inventory="$repo/inventories/lab-cluster"
+        if [[ "$mode" != vault ]]; then
+            echo "lab: KMS_TOPOLOGY=cluster is an OpenBao cluster: it needs KMS_MODE=vault" >&2
+            exit 64
+        fi
+        ;;
+    *)
+        echo "lab: KMS_TOPOLOGY must be single or cluster, not '$topology'" >&2
+        exit 64
+        ;;
+esac
+export SEALSTORE_LAB_TOPOLOGY="$topology"
 total=7
 stage_no=0
 
@@ -61,7 +78,7 @@ run_stage() {
 run_stage venv "Python virtualenv (.venv, pinned)" make -C "$repo" --no-print-directory venv
 run_stage docker "Docker engine" "$here/docker-up.sh"
 run_stage image "lab base image (debootstrap bookworm)" "$here/lab-image.sh"
-run_stage hosts "hosts vault1 storage1 client1" "$here/lab.sh" up
+run_stage hosts "hosts ($topology topology)" "$here/lab.sh" up
 run_stage site "site.yml (kms_mode=$mode)" \
     ansible-playbook -i "$inventory" "$repo/playbooks/site.yml" -e "kms_mode=$mode"
 run_stage verify "verify.yml (SSE round trips, at-rest scan)" \

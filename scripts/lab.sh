@@ -11,19 +11,31 @@
 #
 # Usage: scripts/lab.sh up | down [--image] | status
 # Environment: SEALSTORE_LAB_IMAGE (default sealstore/lab-base:bookworm),
-#              SEALSTORE_LAB_NETWORK (default sealstore-lab)
+#              SEALSTORE_LAB_NETWORK (default sealstore-lab),
+#              SEALSTORE_LAB_TOPOLOGY (single: vault1 storage1 client1, the default; cluster: a 3-node
+#              OpenBao raft cluster vault1-3 auto-unsealed by unseal1, inventory inventories/lab-cluster)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 image="${SEALSTORE_LAB_IMAGE:-sealstore/lab-base:bookworm}"
 network="${SEALSTORE_LAB_NETWORK:-sealstore-lab}"
-hosts=(vault1 storage1 client1)
+topology="${SEALSTORE_LAB_TOPOLOGY:-single}"
+case "$topology" in
+    single) hosts=(vault1 storage1 client1) ;;
+    cluster) hosts=(vault1 vault2 vault3 unseal1 storage1 client1) ;;
+    *)
+        echo "lab: SEALSTORE_LAB_TOPOLOGY must be single or cluster, not '$topology'" >&2
+        exit 64
+        ;;
+esac
+# `down` removes whatever the lab made, whichever topology made it.
+all_hosts=(vault1 vault2 vault3 unseal1 storage1 client1)
 label="org.sealstore.lab=1"
 state_dir="$repo/.lab"
 # Controller custody the roles write for the lab inventory (unseal keys, root token, master key,
 # S3 credentials, PKI): runtime state of this lab, gitignored, removed with it.
-secrets_dir="$repo/inventories/lab/.secrets"
+secrets_dirs=("$repo/inventories/lab/.secrets" "$repo/inventories/lab-cluster/.secrets")
 
 say() { printf 'lab: %s\n' "$*" >&2; }
 
@@ -84,7 +96,7 @@ up() {
 
 down() {
     local name
-    for name in "${hosts[@]}"; do
+    for name in "${all_hosts[@]}"; do
         if docker inspect "$name" >/dev/null 2>&1; then
             if is_ours "$name"; then
                 docker rm -f -v "$name" >/dev/null && say "$name removed"
@@ -97,7 +109,7 @@ down() {
         docker network rm "$network" >/dev/null && say "network $network removed"
     fi
     local dir
-    for dir in "$state_dir" "$secrets_dir"; do
+    for dir in "$state_dir" "${secrets_dirs[@]}"; do
         if [[ -d "$dir" ]]; then
             rm -rf --one-file-system "$dir" && say "controller state ${dir#"$repo"/} removed"
         fi

@@ -28,6 +28,7 @@ _AFTER_SECRETS = {"test_06_still_encrypts_after_two_token_periods"}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: fault-injection suite (stops/restarts services)")
+    config.addinivalue_line("markers", "kmscluster: KMS raft cluster suites (kms-cluster only)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

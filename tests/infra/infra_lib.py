@@ -138,7 +138,8 @@ class Deployment:
         context["inventory_hostname"] = host
         context["inventory_dir"] = str(self.inventory_dir)
         context["groups"] = {
-            g: self.group(g) for g in ("vault_servers", "storage_servers", "sse_clients", "all")
+            g: self.group(g)
+            for g in ("vault_servers", "vault_unsealers", "storage_servers", "sse_clients", "all")
         }
         if var not in context:
             raise KeyError(f"{var} is neither an inventory variable nor a role default")

@@ -1,0 +1,234 @@
+"""KMS cluster faults under a steady SSE-S3 load: no client-visible error, every object readable.
+
+Scenario kms-cluster only (marker kmscluster), after the read-only cluster suite. The client host
+runs tests/infra/files/kms_load.py as a transient systemd unit (fixed rate PUT + GET, sha256
+checked, boto3 retries off, bounded by a stop file and a maximum duration) while the controller,
+in order: kill -9 the raft leader (systemd restarts it; it must auto-unseal and rejoin with no
+playbook run), stop a standby and start it again, then restart every node one by one with
+playbooks/kms-rolling-restart.yml. Measured: leader loss to the first successful transit call on
+a surviving node, seconds until the killed node serves again, client-visible errors per fault
+window. The numbers go to .cache/molecule/kms-cluster-faults.json for the closing note.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from infra_lib import REPO, Deployment, VaultAPI, vault_api
+
+pytestmark = pytest.mark.kmscluster
+
+LOAD_SCRIPT = Path(__file__).resolve().parent / "files" / "kms_load.py"
+REMOTE_SCRIPT = "/usr/local/lib/kms_load.py"
+STOP_FILE = "/run/kms-load.stop"
+REPORT = "/run/kms-load.json"
+UNIT = "kms-load"
+RATE = 4.0
+MAX_LOAD_S = 900
+REPORT_FILE = REPO / ".cache" / "molecule" / "kms-cluster-faults.json"
+
+
+class State:
+    """What the ordered steps share (epoch seconds of each fault window, measurements)."""
+
+    windows: ClassVar[dict[str, list[float]]] = {}
+    numbers: ClassVar[dict[str, Any]] = {}
+
+
+@pytest.fixture(scope="module")
+def apis(dep: Deployment) -> dict[str, VaultAPI]:
+    return {n: vault_api(dep, n) for n in dep.vault_hosts}
+
+
+@pytest.fixture(scope="module")
+def client(dep: Deployment) -> str:
+    return dep.client_hosts[0]
+
+
+def _leader(apis: dict[str, VaultAPI]) -> str:
+    for _ in range(60):
+        for api in apis.values():
+            try:
+                status, doc = api.get("/v1/sys/leader", token=False)
+            except OSError:
+                continue
+            if status == 200 and doc.get("leader_address"):
+                for name in apis:
+                    if f"//{name}:" in doc["leader_address"]:
+                        return name
+        time.sleep(1)
+    pytest.fail("no node reports a leader")
+
+
+def _serving(api: VaultAPI) -> bool:
+    try:
+        status, health = api.get("/v1/sys/health", token=False)
+    except OSError:
+        return False
+    return status in (200, 429) and not health.get("sealed", True)
+
+
+def _cluster_healthy(apis: dict[str, VaultAPI]) -> bool:
+    for api in apis.values():
+        try:
+            status, doc = api.get("/v1/sys/storage/raft/autopilot/state")
+        except OSError:
+            continue
+        if status == 200:
+            data = doc["data"]
+            return bool(data["healthy"]) and sorted(data["voters"]) == sorted(apis)
+    return False
+
+
+def _wait(pred: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if pred():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    pytest.fail(f"{what}: not within {timeout}s")
+
+
+def _transit_ok(dep: Deployment, api: VaultAPI) -> bool:
+    key = dep.setting("vault_kms_key_name", dep.vault_hosts[0])
+    try:
+        status, _ = api.request("POST", f"/v1/transit/encrypt/{key}", body={"plaintext": "aGk="})
+    except OSError:
+        return False
+    return status == 200
+
+
+def _new_leader_after(others: dict[str, VaultAPI], old: str, start: float) -> float | None:
+    """Seconds from the kill until a survivor names another leader (None: not within 30 s)."""
+    while time.monotonic() - start < 30:
+        for api in others.values():
+            try:
+                status, doc = api.get("/v1/sys/leader", token=False)
+            except OSError:
+                continue
+            addr = doc.get("leader_address", "") if status == 200 else ""
+            if addr and f"//{old}:" not in addr:
+                return round(time.monotonic() - start, 2)
+        time.sleep(0.2)
+    return None
+
+
+def test_01_start_load(dep: Deployment, client: str, apis: dict[str, VaultAPI]):
+    assert _cluster_healthy(apis), "the cluster must be healthy before the fault run"
+    h = dep.host(client)
+    h.ansible("copy", f"src={LOAD_SCRIPT} dest={REMOTE_SCRIPT} mode=0644", check=False, become=True)
+    h.run("rm -f %s %s; systemctl reset-failed %s", STOP_FILE, REPORT, UNIT)
+    storage = dep.storage_hosts[0]
+    port = dep.setting("storage_server_port", storage)
+    prefix = dep.setting("sse_client_prefix", client)
+    out = h.run(
+        "systemd-run --unit=%s --property=RuntimeMaxSec=%s %s/venv/bin/python %s --endpoint %s "
+        "--env-file %s --rate %s --max-seconds %s --stop-file %s --out %s",
+        UNIT,
+        str(MAX_LOAD_S + 300),
+        prefix,
+        REMOTE_SCRIPT,
+        f"http://{storage}:{port}",
+        str(dep.setting("sse_client_env_file", client)),
+        str(RATE),
+        str(MAX_LOAD_S),
+        STOP_FILE,
+        REPORT,
+    )
+    assert out.rc == 0, out.stderr
+    State.windows["baseline"] = [time.time()]
+    time.sleep(15)
+    assert h.service(UNIT).is_running, h.run("journalctl -u %s -n 30", UNIT).stdout
+    State.windows["baseline"].append(time.time())
+
+
+def test_02_kill_leader_it_comes_back_unsealed_without_a_playbook(
+    dep: Deployment, apis: dict[str, VaultAPI]
+):
+    leader = _leader(apis)
+    service = dep.setting("vault_server_service_name", leader)
+    others = {n: a for n, a in apis.items() if n != leader}
+    t0 = time.time()
+    out = dep.host(leader).run("systemctl kill --signal=KILL --kill-whom=main %s", service)
+    assert out.rc == 0, out.stderr
+    start = time.monotonic()
+    ok_after = None
+    while time.monotonic() - start < 90:
+        if any(_transit_ok(dep, a) for a in others.values()):
+            ok_after = time.monotonic() - start
+            break
+        time.sleep(0.2)
+    assert ok_after is not None, "no surviving node served a transit call within 90s"
+    State.numbers["leader_loss_to_first_transit_ok_s"] = round(ok_after, 2)
+    State.numbers["leader_loss_to_new_leader_s"] = _new_leader_after(others, leader, start)
+    State.numbers["killed_leader"] = leader
+    back = _wait(lambda: _serving(apis[leader]), 120, f"{leader} serving again after kill -9")
+    State.numbers["killed_leader_serving_again_s"] = round(back + ok_after, 1)
+    _wait(lambda: _cluster_healthy(apis), 120, "autopilot healthy after the leader kill")
+    State.windows["kill_leader"] = [t0, time.time()]
+    _, seal = apis[leader].get("/v1/sys/seal-status", token=False)
+    assert seal["type"] == "transit" and not seal["sealed"]
+
+
+def test_03_stop_a_standby_then_start_it(dep: Deployment, apis: dict[str, VaultAPI]):
+    leader = _leader(apis)
+    standby = next(n for n in sorted(apis) if n != leader)
+    service = dep.setting("vault_server_service_name", standby)
+    h = dep.host(standby)
+    t0 = time.time()
+    assert h.run("systemctl stop %s", service).rc == 0
+    time.sleep(20)
+    assert h.run("systemctl start %s", service).rc == 0
+    back = _wait(lambda: _serving(apis[standby]), 120, f"{standby} serving after start")
+    State.numbers["stopped_standby_serving_after_start_s"] = round(back, 1)
+    _wait(lambda: _cluster_healthy(apis), 120, "autopilot healthy after the standby stop")
+    State.windows["stop_standby"] = [t0, time.time()]
+
+
+def test_04_rolling_restart_playbook(dep: Deployment, apis: dict[str, VaultAPI]):
+    t0 = time.time()
+    proc = dep.run_playbook(REPO / "playbooks" / "kms-rolling-restart.yml", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    State.numbers["rolling_restart_s"] = round(time.time() - t0, 1)
+    State.windows["rolling_restart"] = [t0, time.time()]
+    assert _cluster_healthy(apis)
+
+
+def test_05_no_client_visible_error_and_every_object_readable(dep: Deployment, client: str):
+    h = dep.host(client)
+    h.run("touch %s", STOP_FILE)
+    deadline = time.monotonic() + 300
+    while h.run("test -s %s", REPORT).rc != 0:
+        assert time.monotonic() < deadline, h.run("journalctl -u %s -n 40", UNIT).stdout
+        time.sleep(2)
+    report = json.loads(h.check_output("cat %s", REPORT))
+    start = report["start_epoch"]
+    per_window = {
+        name: sum(1 for e in report["errors"] if w[0] <= start + e["t"] <= w[-1] + 5)
+        for name, w in State.windows.items()
+    }
+    State.numbers.update(
+        {
+            "load": {k: v for k, v in report.items() if k not in ("errors", "verify_errors")},
+            "errors_per_fault": per_window,
+            "first_errors": report["errors"][:10],
+        }
+    )
+    REPORT_FILE.parent.mkdir(parents=True, exist_ok=True)
+    REPORT_FILE.write_text(json.dumps(State.numbers, indent=2) + "\n")
+    assert report["written"] > 0 and report["ops"] >= report["written"]
+    assert report["verified"] == report["written"], report["verify_errors"]
+    assert report["error_count"] == 0, (
+        f"{report['error_count']} client-visible errors {per_window}: {report['errors'][:5]}"
+    )
+
+
+def test_06_every_node_unsealed_and_in_the_cluster(dep: Deployment, apis: dict[str, VaultAPI]):
+    for node, api in apis.items():
+        status, seal = api.get("/v1/sys/seal-status", token=False)
+        assert status == 200 and not seal["sealed"], f"{node} sealed after the fault run"
+    assert _cluster_healthy(apis)
