@@ -345,7 +345,7 @@ class _PinnedNameAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-@dataclass(frozen=True)
+@dataclass
 class VaultAPI:
     """Where a Vault/OpenBao host's API is, and ``hvac`` clients for it from the controller.
 
@@ -395,6 +395,29 @@ class VaultAPI:
             namespace=namespace or None,
             adapter=hvac.adapters.RawAdapter if raw else hvac.adapters.JSONAdapter,
         )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        namespace: str = "",
+        body: dict[str, Any] | None = None,
+        token: bool = True,
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body) of one raw call through hvac's adapter, for checks that assert an
+        exact status (sys/health answers 429/473/503 by design); ``token=False`` is anonymous."""
+        client = self.client(namespace=namespace, anonymous=not token, raw=True)
+        client.adapter.allow_redirects = False  # a standby's 307 is an answer, not a hop
+        resp = client.adapter.request(method, path, json=body, raise_exception=False)
+        try:
+            doc = resp.json() if resp.content else {}
+        except ValueError:
+            doc = {"raw": resp.text}
+        return resp.status_code, doc if isinstance(doc, dict) else {"data": doc}
+
+    def get(self, path: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        return self.request("GET", path, **kw)
 
 
 def vault_api(dep: Deployment, vault_host: str, *, with_token: bool = True) -> VaultAPI:
