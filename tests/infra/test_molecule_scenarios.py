@@ -4,6 +4,8 @@ Each scenario is a full `molecule test` (create, prepare, converge, idempotence,
 destroy) whose verify step runs the testinfra suites beside this file. Output goes to
 ``.cache/molecule/<scenario>.log``; a failure shows its tail. Two scenarios run at once by
 default (each has its own containers and network); ``SEALSTORE_MOLECULE_JOBS`` changes that.
+``SEALSTORE_MOLECULE_SCENARIOS=default,namespace`` runs only those (the others are not started,
+so a developer proving one role change does not pay for all four).
 """
 
 from __future__ import annotations
@@ -23,7 +25,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # Longest first (kms-cluster: 6 containers, fault run, backup/restore), so with two at a time the
 # others run beside it instead of after it.
-SCENARIOS = ["kms-cluster", "default", "master-key", "namespace"]
+ALL_SCENARIOS = ["kms-cluster", "default", "master-key", "namespace"]
+
+
+def _selected() -> list[str]:
+    """The scenarios this run proves: all, or the comma-separated SEALSTORE_MOLECULE_SCENARIOS."""
+    raw = os.environ.get("SEALSTORE_MOLECULE_SCENARIOS", "").strip()
+    if not raw:
+        return ALL_SCENARIOS
+    wanted = [s.strip() for s in raw.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(ALL_SCENARIOS))
+    if unknown:
+        raise ValueError(f"SEALSTORE_MOLECULE_SCENARIOS names unknown scenarios: {unknown}")
+    return [s for s in ALL_SCENARIOS if s in wanted]
+
+
+SCENARIOS = _selected()
 LOG_DIR = REPO / ".cache" / "molecule"
 # kms-cluster took 50 min on 2 loaded cores (load average 9-10): the bound is per scenario.
 TIMEOUT_S = int(os.environ.get("SEALSTORE_MOLECULE_TIMEOUT", "3600"))
