@@ -1,4 +1,4 @@
-"""Command line: ``sealstore server|client|version``.
+"""Command line: ``sealstore server|client|admin|version``.
 
 ``sealstore server DATA_DIR`` is shaped like ``minio server ~/export``. With ``--workers N``
 the parent binds the listening socket once, forks N workers that all accept on it, forwards
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("data_dir", metavar="DATA_DIR", help="directory holding objects and index")
     sub.add_parser("client", help="SSE client round trips (see `sealstore client --help`)")
+    sub.add_parser("admin", help="rewrap | verify | ... (see `sealstore admin --help`)")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sealstore.client import cli  # imported lazily: the server does not need boto3
 
         return int(cli.main(args_list[1:]) or 0)
+    if args_list and args_list[0] == "admin":
+        from sealstore.admin import cli as admin_cli  # the server does not need it
+
+        return admin_cli.main(args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "version":

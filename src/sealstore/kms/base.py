@@ -63,6 +63,18 @@ class KMSError(Exception):
     """Generic KMS failure (S3: 500 with the KMS message)."""
 
 
+class KMSRewrapUnsupportedError(KMSError):
+    """The KMS has no key versions, so there is nothing to re-wrap (the static master key)."""
+
+
+@dataclass(frozen=True)
+class KeyVersions:
+    """What a versioned KMS key (Vault/OpenBao transit) says about its versions."""
+
+    latest: int
+    min_decryption: int
+
+
 class KMSUnavailableError(KMSError):
     """KMS unreachable, timed out, sealed or answering 5xx (S3: 503 ServiceUnavailable)."""
 
@@ -118,6 +130,22 @@ class KMS(Protocol):
 
     def ready(self) -> bool:
         """Whether the KMS is usable right now (readiness probe)."""
+        ...
+
+
+@runtime_checkable
+class RewrappingKMS(Protocol):
+    """The optional capability of a versioned KMS that `sealstore admin rewrap` needs."""
+
+    kind: str
+    default_key_id: str
+
+    async def key_versions(self, key_id: str) -> KeyVersions:
+        """Newest and lowest decryptable version of ``key_id``."""
+        ...
+
+    async def rewrap_key(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        """``ciphertext`` re-encrypted to the newest version (the data key never leaves)."""
         ...
 
 

@@ -17,14 +17,20 @@ from sealstore.crypto import dare
 from sealstore.crypto.kms_context import context_encodings, encode_context
 from sealstore.kms.base import (
     DataKey,
+    KeyVersions,
     KMSDecryptError,
     KMSKeyNotFoundError,
+    KMSRewrapUnsupportedError,
     KMSStatus,
     self_test,
 )
 
 _HEX_DIGITS = frozenset(string.hexdigits)
 _HEX_LEN = 64
+_NO_VERSIONS = (
+    "rewrap does not apply to a static master key (MINIO_SSE_MASTER_KEY): it has no key "
+    "versions to rotate; move to Vault/OpenBao with `sealstore admin migrate-kms` instead"
+)
 
 
 class MasterKeyKMS:
@@ -112,6 +118,14 @@ class MasterKeyKMS:
             if len(dek) == 32:
                 return dek
         raise KMSDecryptError("the data key cannot be decrypted with this master key and context")
+
+    async def key_versions(self, key_id: str) -> KeyVersions:
+        """A static master key has no versions: always ``KMSRewrapUnsupportedError``."""
+        raise KMSRewrapUnsupportedError(_NO_VERSIONS)
+
+    async def rewrap_key(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        """Nothing to re-wrap under a static master key: ``KMSRewrapUnsupportedError``."""
+        raise KMSRewrapUnsupportedError(_NO_VERSIONS)
 
     async def status(self) -> KMSStatus:
         """Generate/decrypt/compare self-test (never raises)."""

@@ -28,6 +28,7 @@ from sealstore.crypto.kms_context import context_encodings, encode_context
 from sealstore.kms.base import (
     DataKey,
     EndpointHealth,
+    KeyVersions,
     KMSAccessDeniedError,
     KMSDecryptError,
     KMSError,
@@ -49,6 +50,23 @@ def _validate_key_id(key_id: str) -> None:
     """Reject names that would change the request path (``/``, ``.``, ``..``) or are empty."""
     if not key_id or "/" in key_id or key_id in (".", "..") or not key_id.isprintable():
         raise KMSKeyNotFoundError(f"invalid KMS key name {key_id!r}")
+
+
+def ciphertext_version(ciphertext: bytes) -> int | None:
+    """The key version N of a transit ciphertext ``vault:vN:...`` (None if not one)."""
+    prefix, _, rest = ciphertext.partition(b":")
+    version, sep, _ = rest.partition(b":")
+    if prefix != b"vault" or not sep or not version.startswith(b"v"):
+        return None
+    digits = version[1:]
+    return int(digits) if digits.isdigit() and len(digits) < 10 else None
+
+
+def _vault_ciphertext(ciphertext: bytes) -> str:
+    """The stored data key as transit ciphertext text, or ``KMSDecryptError``."""
+    if ciphertext_version(ciphertext) is None:
+        raise KMSDecryptError("stored data key is not a Vault ciphertext")
+    return ciphertext.decode("ascii")
 
 
 def split_endpoints(endpoint: str | Sequence[str]) -> list[str]:
@@ -184,16 +202,18 @@ class VaultKMS:
 
     # ----------------------------------------------------------------------------- transit
 
-    async def _transit(self, op: str, key_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _transit(
+        self, op: str, key_id: str, body: dict[str, Any] | None, method: str = "POST"
+    ) -> dict[str, Any]:
         """Call ``transit/<op>/<key>``; on 403 log in again once and retry."""
         _validate_key_id(key_id)
         path = f"{self._transit_mount}/{op}/{quote(key_id, safe='')}"
         session = self._session
         token = await session.ensure_token()
-        status, data = await session.call(path, body, token=token)
+        status, data = await session.call(path, body, token=token, method=method)
         if status == 403 and not await session.token_valid(token):
             token = await session.relogin(token)
-            status, data = await session.call(path, body, token=token)
+            status, data = await session.call(path, body, token=token, method=method)
         if status == 403:
             # The token is valid (lookup-self said so, or a fresh login got the same answer),
             # so the policy does not cover this key: a permanent, key-specific denial.
@@ -210,7 +230,7 @@ class VaultKMS:
         lowered = detail.lower()
         if status == 404 or any(m in lowered for m in _KEY_NOT_FOUND_MARKERS):
             raise KMSKeyNotFoundError(f"KMS key {key_id!r} not found: {detail}")
-        if op == "decrypt" and status == 400:
+        if op in ("decrypt", "rewrap") and status == 400:
             raise KMSDecryptError(f"Vault cannot decrypt the data key with {key_id!r}: {detail}")
         raise KMSError(f"Vault {op} on key {key_id!r} failed (HTTP {status}): {detail}")
 
@@ -227,18 +247,50 @@ class VaultKMS:
             raise KMSError(f"Vault returned a {len(plaintext) * 8}-bit data key, expected 256")
         return DataKey(key_id=key_id, plaintext=plaintext, ciphertext=ciphertext)
 
+    async def key_versions(self, key_id: str) -> KeyVersions:
+        """The key's newest and lowest decryptable version (``GET transit/keys/<key>``: names
+        and version numbers only, no key material). Admin tools need ``read`` on that path."""
+        data = await self._transit("keys", key_id, None, method="GET")
+        try:
+            return KeyVersions(
+                latest=int(data["latest_version"]),
+                min_decryption=int(data["min_decryption_version"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise KMSError("Vault key description is malformed") from None
+
+    async def rewrap_key(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
+        """Re-encrypt a sealed data key under the newest version of ``key_id`` with transit
+        ``rewrap/<key>``: the data key never leaves Vault, so the object key sealed with it
+        (and the object data) stay valid; only the stored KMS ciphertext changes.
+
+        The context is sent as for ``decrypt`` (needed by ``derived=true`` keys), the escaped
+        encoding first, then MinIO's 2019 one. Raises ``KMSDecryptError`` for a ciphertext
+        the key cannot open, ``KMSAccessDeniedError`` when the policy lacks ``rewrap``.
+        """
+        text = _vault_ciphertext(ciphertext)
+        last: KMSDecryptError | None = None
+        for ctx_bytes in context_encodings(context):
+            ctx = base64.b64encode(ctx_bytes).decode("ascii")
+            try:
+                data = await self._transit("rewrap", key_id, {"ciphertext": text, "context": ctx})
+            except KMSDecryptError as exc:
+                last = exc
+                continue
+            fresh = data.get("ciphertext")
+            if not isinstance(fresh, str) or ciphertext_version(fresh.encode()) is None:
+                raise KMSError("Vault rewrap response is malformed")
+            return fresh.encode("ascii")
+        assert last is not None
+        raise last
+
     async def decrypt_key(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
         """Open a data key with ``transit/decrypt/<key>``.
 
         The escaped context is tried first, then MinIO's 2019 raw encoding (only matters for
         ``derived=true`` keys; Vault ignores the context of non-derived keys, pitfall P5).
         """
-        try:
-            text = ciphertext.decode("ascii")
-        except UnicodeDecodeError:
-            raise KMSDecryptError("stored data key is not a Vault ciphertext") from None
-        if not text.startswith("vault:v"):
-            raise KMSDecryptError("stored data key is not a Vault ciphertext")
+        text = _vault_ciphertext(ciphertext)
         last: KMSDecryptError | None = None
         for ctx_bytes in context_encodings(context):
             ctx = base64.b64encode(ctx_bytes).decode("ascii")

@@ -140,6 +140,14 @@ class StorageFull(StorageError):
 StorageFull.code = "XMinioStorageFull"
 
 
+class ObjectChanged(StorageError):
+    """A metadata-only update found the object (or upload) no longer the one it was given:
+    replaced, deleted or updated meanwhile. Nothing was changed; re-read and decide again."""
+
+
+ObjectChanged.code = "PreconditionFailed"
+
+
 class InvalidArgument(StorageError):
     """A request argument is out of range (e.g. a part number outside 1..10000)."""
 

@@ -167,6 +167,19 @@ class Store(Protocol):
         already gone."""
         ...
 
+    async def update_internal(self, meta: ObjectMeta, internal: dict[str, str]) -> ObjectMeta:
+        """Replace only the ``internal`` entries of the object ``meta`` describes (as returned
+        by ``head`` or ``list_objects``); the data and every other field stay as they are.
+
+        Why: re-wrapping or re-sealing an object key (transit key rotation, KMS migration)
+        changes metadata only, and must neither rewrite data nor race a client's PUT. So the
+        update is a compare-and-swap: ``ObjectChanged`` (nothing written) when the object at
+        that key is no longer the one ``meta`` describes (replaced, deleted, or its internal
+        entries changed meanwhile). Atomic and durable like ``commit``: readers see all old
+        or all new entries, and a successful return survives a crash.
+        """
+        ...
+
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; idempotent (an absent key is no error, S3 semantics), but
         ``NoSuchBucket`` when the bucket does not exist."""
@@ -210,6 +223,13 @@ class Store(Protocol):
         self, upload: UploadMeta, parts: list[tuple[int, str]], meta: ObjectMeta
     ) -> ObjectMeta:
         """Publish the upload as one object made of the listed ``(number, etag)`` parts."""
+        ...
+
+    async def update_upload_internal(
+        self, upload: UploadMeta, internal: dict[str, str]
+    ) -> UploadMeta:
+        """``update_internal`` for a pending multipart upload's template (its sealed key):
+        ``ObjectChanged`` unless the upload still exists with ``upload.meta.internal``."""
         ...
 
     async def abort_upload(self, upload: UploadMeta) -> None: ...

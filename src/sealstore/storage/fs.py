@@ -261,6 +261,10 @@ class FSBackend:
             raise ValueError("offset and length must not be negative")
         return read_stored(self._run, self.layout, meta, offset, length, self.read_size, transform)
 
+    async def update_internal(self, meta: ObjectMeta, internal: dict[str, str]) -> ObjectMeta:
+        """Metadata-only compare-and-swap of one index row (no data file is touched)."""
+        return await self._run(self._index.update_internal, meta, encode_key(meta.key), internal)
+
     async def delete(self, bucket: str, key: str) -> None:
         await self._change(self._index.delete_object, bucket, encode_key(key), time.time())
 
@@ -365,6 +369,11 @@ class FSBackend:
             time.time(),
             self.min_part_size,
         )
+
+    async def update_upload_internal(
+        self, upload: UploadMeta, internal: dict[str, str]
+    ) -> UploadMeta:
+        return await self._run(self._index.update_upload_internal, upload, internal)
 
     async def abort_upload(self, upload: UploadMeta) -> None:
         await self._change(self._index.abort_upload, upload.upload_id, time.time())

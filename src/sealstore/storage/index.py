@@ -29,6 +29,7 @@ from sealstore.storage.base import (
     BucketInfo,
     BucketNotEmpty,
     NoSuchKey,
+    ObjectChanged,
     ObjectMeta,
     StorageError,
 )
@@ -36,6 +37,7 @@ from sealstore.storage.committer import GroupCommitter
 from sealstore.storage.index_rows import (
     OBJECT_COLUMNS,
     SCHEMA,
+    dump,
     insert_object,
     object_from_row,
     require_bucket,
@@ -216,6 +218,31 @@ class Index(UploadsIndex):
             insert_object(c, meta, key, now)
 
         self.write(tx)
+
+    def update_internal(self, meta: ObjectMeta, key: bytes, internal: dict[str, str]) -> ObjectMeta:
+        """Compare-and-swap the `internal` column of one row in one transaction: only if the
+        row still has the files and entries `meta` was read with (see Store.update_internal).
+        One UPDATE in a synchronous=FULL WAL transaction: atomic and durable, data untouched."""
+
+        def tx(c: sqlite3.Connection) -> ObjectMeta:
+            row = c.execute(
+                f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?",  # noqa: S608 - constant
+                (meta.bucket, key),
+            ).fetchone()
+            if row is None:
+                require_bucket(c, meta.bucket)
+                raise ObjectChanged(f"{meta.bucket}/{meta.key} was deleted")
+            current = object_from_row(row)
+            if current.files != meta.files or current.internal != meta.internal:
+                raise ObjectChanged(f"{meta.bucket}/{meta.key} changed meanwhile")
+            c.execute(
+                "UPDATE objects SET internal=? WHERE bucket=? AND key=?",
+                (dump(internal), meta.bucket, key),
+            )
+            current.internal = dict(internal)
+            return current
+
+        return self.write(tx)
 
     def delete_object(self, bucket: str, key: bytes, now: float) -> None:
         def tx(c: sqlite3.Connection) -> Any:

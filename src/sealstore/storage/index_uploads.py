@@ -17,6 +17,7 @@ from sealstore.storage.base import (
     InvalidPart,
     InvalidPartOrder,
     NoSuchUpload,
+    ObjectChanged,
     ObjectMeta,
     PartMeta,
     UploadMeta,
@@ -84,6 +85,28 @@ class UploadsIndex:
             require_bucket(conn, bucket)
             raise NoSuchUpload(upload_id)
         return self._upload_from_row(row)
+
+    def update_upload_internal(self, upload: UploadMeta, internal: dict[str, str]) -> UploadMeta:
+        """Compare-and-swap the template's internal entries (see Store.update_upload_internal)."""
+
+        def tx(c: sqlite3.Connection) -> UploadMeta:
+            row = c.execute(
+                "SELECT upload_id, bucket, key, initiated, meta FROM uploads WHERE upload_id=?",
+                (upload.upload_id,),
+            ).fetchone()
+            if row is None:
+                raise ObjectChanged(f"upload {upload.upload_id} is gone")
+            current = self._upload_from_row(row)
+            if current.meta.internal != upload.meta.internal:
+                raise ObjectChanged(f"upload {upload.upload_id} changed meanwhile")
+            current.meta.internal = dict(internal)
+            c.execute(
+                "UPDATE uploads SET meta=? WHERE upload_id=?",
+                (template_to_json(current.meta), upload.upload_id),
+            )
+            return current
+
+        return self.write(tx)
 
     def list_uploads(
         self, bucket: str, prefix: bytes, key_marker: bytes, upload_id_marker: str, limit: int
