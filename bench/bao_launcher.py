@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import procs
 
@@ -32,6 +32,7 @@ class Bao:
     role_id: str
     secret_id: str
     proc: object
+    root_token: str = field(default="", repr=False)  # for benches that reconfigure OpenBao
 
 
 def bao_binary() -> str:
@@ -93,4 +94,4 @@ def start(workdir: str, cpus: str | None) -> Bao:
     secret_id = _api(endpoint, token, "POST", "auth/approle/role/my-role/secret-id", {})["data"][
         "secret_id"
     ]
-    return Bao(endpoint, role_id, secret_id, proc)
+    return Bao(endpoint, role_id, secret_id, proc, token)

@@ -52,7 +52,9 @@ class TransitKey:
         return self.bao.api("GET", f"transit/keys/{self.name}")["data"]
 
     def set_min_decryption(self, version: int) -> None:
-        self.bao.api("POST", f"transit/keys/{self.name}/config", {"min_decryption_version": version})
+        self.bao.api(
+            "POST", f"transit/keys/{self.name}/config", {"min_decryption_version": version}
+        )
 
     def grant_rewrap(self, granted: bool = True) -> None:
         """What the playbook does around `admin rewrap`: an extra policy on the role."""
@@ -70,9 +72,7 @@ class TransitKey:
 def new_transit_key(bao: OpenBao, *, derived: bool = False) -> TransitKey:
     tag = uuid.uuid4().hex[:8]
     role, policy = f"admin-role-{tag}", f"admin-policy-{tag}"
-    creds = bao.configure_sse(
-        key=f"admin-key-{tag}", role=role, policy=policy, derived=derived
-    )
+    creds = bao.configure_sse(key=f"admin-key-{tag}", role=role, policy=policy, derived=derived)
     return TransitKey(bao, creds, role, policy)
 
 
