@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -256,6 +257,7 @@ class Walker:
                 await asyncio.gather(*workers, return_exceptions=True)
             self.checkpoint.save(force=True)
         summary = {
+            "seconds": round(time.monotonic() - self.reporter.started, 3),
             "objects": self.reporter.done,
             "bytes": self.reporter.bytes,
             "failed": self.failed,
