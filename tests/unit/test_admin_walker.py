@@ -81,8 +81,8 @@ class SlowJob:
     async def on_upload(self, upload: UploadMeta) -> Outcome:
         return Outcome("upload")
 
-    def summary(self) -> dict[str, Any]:
-        return {}
+    def summary(self, failed: int) -> dict[str, Any]:
+        return {"failed_seen": failed}
 
 
 async def _filled(tmp_path: Path) -> tuple[FSBackend, ObjectService, list[tuple[str, str]]]:

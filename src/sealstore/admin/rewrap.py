@@ -36,7 +36,7 @@ class RewrapJob:
         self.kms = kms
         self.dry_run = dry_run
         self._targets: dict[str, int | None] = {}
-        self.behind = 0  # items still below the newest version after the walk
+        self.would_rewrap = 0  # dry run: items below the newest version
         self.versions: Counter[str] = Counter()
 
     async def prepare(self) -> None:
@@ -59,14 +59,10 @@ class RewrapJob:
         if sealed is None:
             return Outcome("unencrypted")
         target = await self._target(sealed.key_id)
-        try:
-            result = await run(target)
-        except Exception:
-            self.behind += 1
-            raise
+        result = await run(target)
         fields = {"from_version": result.from_version, "to_version": result.to_version}
         if result.action == "would-rewrap":
-            self.behind += 1
+            self.would_rewrap += 1
         final = result.to_version if result.action != "would-rewrap" else result.from_version
         if result.action != "gone":
             self.versions[f"{sealed.key_id}:v{final}"] += 1
@@ -92,10 +88,11 @@ class RewrapJob:
             ),
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, failed: int) -> dict[str, Any]:
+        """``behind``: items that may still use an older version (failed ones count too)."""
         return {
             "dry_run": self.dry_run,
             "target_versions": {k: v for k, v in sorted(self._targets.items())},
             "key_versions": dict(sorted(self.versions.items())),
-            "behind": self.behind,
+            "behind": self.would_rewrap + failed,
         }

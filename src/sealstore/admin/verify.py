@@ -56,7 +56,7 @@ class VerifyJob:
         check = await maintenance.check_upload(self.kms, upload)
         return self._outcome(check, kms_key_id_of(upload.meta.internal))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, failed: int) -> dict[str, Any]:
         return {
             "deep": self.deep,
             "key_versions": dict(sorted(self.versions.items())),

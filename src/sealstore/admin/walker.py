@@ -15,7 +15,6 @@ otherwise were written by the live server with current keys anyway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -57,8 +56,8 @@ class Job(Protocol):
 
     async def on_upload(self, upload: UploadMeta) -> Outcome: ...
 
-    def summary(self) -> dict[str, Any]:
-        """Job-specific totals for the final report."""
+    def summary(self, failed: int) -> dict[str, Any]:
+        """Job-specific totals for the final report (``failed``: items that failed)."""
         ...
 
 
@@ -244,17 +243,16 @@ class Walker:
         total, size = await self._count(buckets)
         self.reporter.start(total, size, resumed=self.checkpoint.resumed, **self.job.params())
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.opts.concurrency * 2)
-        workers = [
-            asyncio.create_task(self._work(queue)) for _ in range(max(1, self.opts.concurrency))
-        ]
         try:
-            await self._produce(buckets, queue)
-            await asyncio.gather(*workers)
+            # a TaskGroup: if a worker dies (say the checkpoint disk is full), the producer
+            # and the other workers are cancelled instead of waiting on a full queue forever
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(buckets, queue))
+                for _ in range(max(1, self.opts.concurrency)):
+                    group.create_task(self._work(queue))
+        except BaseExceptionGroup as group_exc:
+            raise group_exc.exceptions[0] from None
         finally:
-            for task in workers:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*workers, return_exceptions=True)
             self.checkpoint.save(force=True)
         summary = {
             "seconds": round(time.monotonic() - self.reporter.started, 3),
@@ -263,7 +261,7 @@ class Walker:
             "failed": self.failed,
             "resumed": self.checkpoint.resumed,
             "results": dict(self.metrics.results),
-            **self.job.summary(),
+            **self.job.summary(self.failed),
             "failures": self.failures,
         }
         self.metrics.write(finished=True)
