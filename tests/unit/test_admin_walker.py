@@ -197,3 +197,34 @@ def test_master_key_refuses_rewrap() -> None:
         asyncio.run(kms.key_versions("walk-key"))
     with pytest.raises(KMSRewrapUnsupportedError, match="migrate-kms"):
         asyncio.run(kms.rewrap_key("walk-key", b"x", {}))
+
+
+def test_verify_reports_a_layout_mismatch_through_the_hook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealstore.objects import maintenance
+
+    def check(meta: ObjectMeta, oek: bytes) -> str:
+        assert len(oek) == 32  # called with the opened object key
+        if meta.key == "k05":
+            raise maintenance.LayoutMismatch("size differs from the bound layout")
+        return "legacy"
+
+    monkeypatch.setattr(maintenance, "LAYOUT_CHECK", check)
+
+    async def body() -> None:
+        store, service, _ = await _filled(tmp_path)
+        try:
+            cp = Checkpoint(path=tmp_path / "v.json", job="verify", params={"deep": False})
+            job = VerifyJob(store, service.kms)
+            summary = await _walker(store, job, cp, io.StringIO(), tmp_path).run()
+            assert [(f["bucket"], f["key"]) for f in summary["failures"]] == [
+                ("bkt-a", "k05"),
+                ("bkt-b", "k05"),
+            ]
+            assert "layout mismatch" in summary["failures"][0]["error"]
+            assert summary["layout"] == {"legacy": 22, "mismatch": 2}
+        finally:
+            await store.close()
+
+    asyncio.run(body())

@@ -10,13 +10,16 @@ operation is safe against live traffic:
   compare-and-swap `update_internal`: a client PUT that replaced the object meanwhile wins,
   and readers see the old ciphertext (still decryptable) or the new one, never a mix.
 * `check_object` opens the key under the current KMS and, when deep, decrypts every byte and
-  compares the plaintext MD5s with the stored ETags and the sealed ETag.
+  compares the plaintext MD5s with the stored ETags and the sealed ETag. When the tree has the
+  authenticated object layout (`objects/layout.py`), every opened key also checks the layout
+  entry (legacy objects without one are counted as ``legacy``, not failed).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -33,9 +36,34 @@ from sealstore.storage.contract import Store
 if TYPE_CHECKING:
     from sealstore.kms.base import KMS
 
-# Hook for the authenticated object layout check (helper `integrity`, not merged yet): a
-# callable (meta, oek) -> "ok" | "legacy" | raises. None: the check is reported as skipped.
-LAYOUT_CHECK: Callable[[ObjectMeta, bytes], str] | None = None
+
+class LayoutMismatch(Exception):
+    """The authenticated layout entry disagrees with the index (raised by `LAYOUT_CHECK`)."""
+
+
+def _layout_check() -> Callable[[ObjectMeta, bytes], str] | None:
+    """The authenticated-layout check of `sealstore.objects.layout` (the `integrity` work),
+    adapted to ``(meta, oek) -> "verified" | "legacy" | ...`` raising `LayoutMismatch`; None
+    while that module is not part of this tree (verify then reports ``layout: skipped``)."""
+    try:
+        layout = importlib.import_module("sealstore.objects.layout")
+    except ImportError:
+        return None
+    verify_layout = getattr(layout, "verify_layout", None)
+    if verify_layout is None:
+        return None
+
+    def check(meta: ObjectMeta, oek: bytes) -> str:
+        status = verify_layout(meta, oek)
+        if not status.readable:
+            raise LayoutMismatch(status.reason or status.state.value)
+        return str(status.state.value)
+
+    return check
+
+
+# The hook `check_object` calls with every opened object key; tests may replace it.
+LAYOUT_CHECK: Callable[[ObjectMeta, bytes], str] | None = _layout_check()
 
 
 @dataclass(frozen=True)
@@ -219,12 +247,12 @@ async def check_object(store: Store, kms: KMS | None, meta: ObjectMeta, *, deep:
             version = sealed.version if sealed else None
             oek = await sealing.open_object_key(kms, meta.internal, meta.bucket, meta.key)
         layout = "skipped"
+        if LAYOUT_CHECK is not None and oek is not None:
+            layout = LAYOUT_CHECK(meta, oek)  # metadata only: cheap, also without --deep
         if deep:
             problem = await _deep(store, meta, oek)
             if problem is not None:
-                return Check(problem, version)
-            if LAYOUT_CHECK is not None and oek is not None:
-                layout = LAYOUT_CHECK(meta, oek)
+                return Check(problem, version, layout)
         return Check(None, version, layout)
     except KMSUnavailableError:
         raise
@@ -236,6 +264,8 @@ async def check_object(store: Store, kms: KMS | None, meta: ObjectMeta, *, deep:
         return Check(f"encryption metadata: {exc}", version)
     except dare.DareError as exc:
         return Check(f"data does not decrypt (tampered or truncated): {exc}", version)
+    except LayoutMismatch as exc:
+        return Check(f"authenticated layout mismatch: {exc}", version, "mismatch")
     except NoSuchKey:
         return Check(None, version, "gone")
 
