@@ -77,3 +77,6 @@ def test_later_jobs_and_bad_configuration(server: ServerProcess) -> None:
     proc = admin(bad, "verify", str(server.data_dir))
     assert proc.returncode == 2 and proc.stderr.startswith("sealstore admin: configuration error")
     assert "nothex" not in proc.stderr
+    proc = admin(env, "verify", str(server.data_dir / "missing"))
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr
+    assert not (server.data_dir / "missing").exists()  # no empty store created

@@ -150,6 +150,8 @@ def main(argv: Sequence[str]) -> int:
         settings = Settings.from_env(os.environ, args)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}")
+    if "://" not in args.data_dir and not Path(args.data_dir).is_dir():
+        return _fail(f"DATA {args.data_dir!r} is not a directory (no store to work on)")
     from sealstore.log import setup_logging
 
     setup_logging("WARNING", settings.log_format, settings.secrets())
