@@ -95,7 +95,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from sealstore.admin import state as state_mod
     from sealstore.admin.progress import Reporter
     from sealstore.admin.records import AuditLog, Metrics
-    from sealstore.admin.walker import Walker, WalkOptions
+    from sealstore.admin.walker import JobAborted, Walker, WalkOptions
     from sealstore.kms.base import KMSRewrapUnsupportedError
     from sealstore.kms.factory import build_kms
     from sealstore.storage import StorageError
@@ -128,7 +128,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             Metrics(args.metrics_file, job.name),
         )
         summary = await walker.run()
-    except KMSRewrapUnsupportedError as exc:
+    except (KMSRewrapUnsupportedError, JobAborted) as exc:
         return _fail(str(exc))
     except (ConfigError, ValueError, StorageError) as exc:
         return _fail(str(exc))

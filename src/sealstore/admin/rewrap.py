@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sealstore.admin.walker import Outcome
+from sealstore.admin.walker import JobAborted, Outcome
 from sealstore.kms.base import KMSAccessDeniedError, RewrappingKMS
 from sealstore.objects import maintenance
 from sealstore.storage.base import ObjectMeta, UploadMeta
@@ -59,7 +59,11 @@ class RewrapJob:
         if sealed is None:
             return Outcome("unencrypted")
         target = await self._target(sealed.key_id)
-        result = await run(target)
+        try:
+            result = await run(target)
+        except KMSAccessDeniedError as exc:
+            # a policy problem is the same for every object: stop instead of listing them all
+            raise JobAborted(f"{exc} (grant update on transit/rewrap/<key>)") from None
         fields = {"from_version": result.from_version, "to_version": result.to_version}
         if result.action == "would-rewrap":
             self.would_rewrap += 1

@@ -32,6 +32,11 @@ PAGE = 1000
 MAX_LISTED_FAILURES = 10000
 
 
+class JobAborted(Exception):
+    """Raised by a job when going on is pointless for every object (e.g. the KMS policy
+    denies the operation): the walk stops at once, the checkpoint is kept for a rerun."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a job did with one item: ``result`` names it; ``changed`` means data or metadata
@@ -207,6 +212,8 @@ class Walker:
                     return Outcome("failed", error=f"KMS unavailable: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            except JobAborted:
+                raise
             except Exception as exc:  # one bad object must not end the walk
                 return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")
