@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def run(n_objects: int, seconds: float) -> dict[str, Any]:
         return results
     finally:
         procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def table(results: dict[str, Any]) -> str:
