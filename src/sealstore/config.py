@@ -26,7 +26,6 @@ MAX_FAILOVER_TIMEOUT = 120.0
 # --- request body idle timeout (issue 8, item 7)
 DEFAULT_BODY_IDLE_TIMEOUT = 60.0
 MAX_BODY_IDLE_TIMEOUT = 3600.0
-# --- end request body idle timeout
 
 # name -> one-line description; cli.py prints these in --help so the list cannot drift.
 ENV_DOC: dict[str, str] = {
@@ -65,7 +64,6 @@ ENV_DOC: dict[str, str] = {
         f"seconds an upload may send no body data before it is answered RequestTimeout and "
         f"its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})"
     ),
-    # --- end request body idle timeout
 }
 MAX_KMS_CACHE_TTL = 3600.0
 
@@ -128,7 +126,6 @@ class Settings:
     kms_cache_ttl: float = 0.0
     # --- request body idle timeout (issue 8, item 7)
     body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
-    # --- end request body idle timeout
 
     @property
     def kms_kind(self) -> str | None:
@@ -215,7 +212,6 @@ class Settings:
         kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
         # --- request body idle timeout (issue 8, item 7)
         body_idle_timeout = _parse_body_idle_timeout(env.get("SEALSTORE_BODY_IDLE_TIMEOUT"))
-        # --- end request body idle timeout
 
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
@@ -361,22 +357,16 @@ def _parse_failover_timeout(raw: str | None) -> float:
 
 # --- request body idle timeout (issue 8, item 7)
 def _parse_body_idle_timeout(raw: str | None) -> float:
-    """SEALSTORE_BODY_IDLE_TIMEOUT: how long an upload may stall before its connection and
-    temporary file are released; long enough for a congested client, short enough that
-    stalled uploads cannot pile up and fill the temporary directory."""
+    """SEALSTORE_BODY_IDLE_TIMEOUT: long enough for a congested client, short enough that
+    stalled uploads cannot pile up their connections and temporary files."""
     name = "SEALSTORE_BODY_IDLE_TIMEOUT"
-    if raw is None:
-        return DEFAULT_BODY_IDLE_TIMEOUT
     try:
-        value = float(raw)
+        value = DEFAULT_BODY_IDLE_TIMEOUT if raw is None else float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not 1.0 <= value <= MAX_BODY_IDLE_TIMEOUT:  # also rejects nan
         raise ConfigError(f"{name} must be between 1 and {MAX_BODY_IDLE_TIMEOUT:g} seconds")
     return value
-
-
-# --- end request body idle timeout
 
 
 def _master_key(env: Mapping[str, str]) -> str | None:
