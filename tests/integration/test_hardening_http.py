@@ -12,8 +12,9 @@ requests, that:
 * malformed request lines and oversized headers carrying presigned parameters or an
   Authorization header leave no signature, credential or token in the server's log, including
   aiohttp's own error lines;
-* an authenticated upload that stops sending is answered ``RequestTimeout`` after the
-  configured idle timeout and leaves no temporary file;
+* an authenticated upload (PutObject or UploadPart) that stops sending is answered
+  ``RequestTimeout`` after the configured idle timeout and leaves no temporary file, while one
+  that is slow but steady completes;
 * a ``response-content-type`` carrying CR/LF is a 400 ``InvalidArgument``, not a 500.
 """
 
@@ -29,6 +30,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 import pytest
@@ -324,19 +326,19 @@ def _temp_files(srv: ServerProcess) -> list[Path]:
     return [p for p in (srv.data_dir / "tmp").iterdir() if p.is_file()]
 
 
-def _stalled_put(srv: ServerProcess, bucket: str, key: str, chunked: bool) -> tuple[int, bytes]:
-    """A correctly signed PUT that sends 1 MiB of a 4 MiB body, then nothing."""
+def _stalled_put(srv: ServerProcess, target: str, chunked: bool) -> tuple[int, bytes]:
+    """A correctly signed PUT of ``target`` that sends 1 MiB of a 4 MiB body, then nothing."""
     body = os.urandom(4 << 20)
     headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
     if chunked:
         headers["Transfer-Encoding"] = "chunked"
     else:
         headers["Content-Length"] = str(len(body))
-    req = AWSRequest(method="PUT", url=f"{srv.endpoint}/{bucket}/{key}", data=b"", headers=headers)
+    req = AWSRequest(method="PUT", url=srv.endpoint + target, data=b"", headers=headers)
     S3SigV4Auth(BotoCredentials(ROOT_USER, ROOT_PASSWORD), "s3", REGION).add_auth(req)
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=IDLE_TIMEOUT + 28)
     try:
-        conn.putrequest("PUT", f"/{bucket}/{key}", skip_accept_encoding=True)
+        conn.putrequest("PUT", target, skip_accept_encoding=True)
         for name, value in req.headers.items():
             conn.putheader(name, value)
         conn.endheaders()
@@ -356,7 +358,7 @@ def _stalled_put(srv: ServerProcess, bucket: str, key: str, chunked: bool) -> tu
 def test_stalled_upload_gets_request_timeout_and_no_temp_file(
     s3, srv: ServerProcess, bucket: str, chunked: bool
 ) -> None:
-    status, body = _stalled_put(srv, bucket, "stalled", chunked)
+    status, body = _stalled_put(srv, f"/{bucket}/stalled", chunked)
     assert status == 400, body
     assert error_code(body) == "RequestTimeout"
     deadline = time.monotonic() + 10
@@ -369,6 +371,22 @@ def test_stalled_upload_gets_request_timeout_and_no_temp_file(
     # The server is unharmed: a normal upload right after works.
     s3.put_object(Bucket=bucket, Key="after", Body=b"fine")
     assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"fine"
+
+
+def test_stalled_upload_part_gets_request_timeout_and_no_temp_file(
+    s3, srv: ServerProcess, bucket: str
+) -> None:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    target = f"/{bucket}/mp?partNumber=1&uploadId={quote(upload, safe='')}"
+    status, body = _stalled_put(srv, target, chunked=False)
+    assert status == 400, body
+    assert error_code(body) == "RequestTimeout"
+    deadline = time.monotonic() + 10
+    while _temp_files(srv) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _temp_files(srv) == []
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload)
 
 
 def test_slow_but_steady_upload_is_not_cut_off(s3, srv: ServerProcess, bucket: str) -> None:
