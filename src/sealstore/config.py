@@ -23,6 +23,9 @@ MAX_WORKERS = 64
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_FAILOVER_TIMEOUT = 10.0
 MAX_FAILOVER_TIMEOUT = 120.0
+# --- request body idle timeout (issue 8, item 7)
+DEFAULT_BODY_IDLE_TIMEOUT = 60.0
+MAX_BODY_IDLE_TIMEOUT = 3600.0
 
 # name -> one-line description; cli.py prints these in --help so the list cannot drift.
 ENV_DOC: dict[str, str] = {
@@ -55,6 +58,11 @@ ENV_DOC: dict[str, str] = {
     "SEALSTORE_KMS_CACHE_TTL": (
         "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
         "read objects work during a KMS outage)"
+    ),
+    # --- request body idle timeout (issue 8, item 7)
+    "SEALSTORE_BODY_IDLE_TIMEOUT": (
+        f"seconds an upload may send no body data before it is answered RequestTimeout and "
+        f"its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})"
     ),
 }
 MAX_KMS_CACHE_TTL = 3600.0
@@ -116,6 +124,8 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     auto_encryption: bool = False
     kms_cache_ttl: float = 0.0
+    # --- request body idle timeout (issue 8, item 7)
+    body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
 
     @property
     def kms_kind(self) -> str | None:
@@ -200,6 +210,8 @@ class Settings:
             )
 
         kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
+        # --- request body idle timeout (issue 8, item 7)
+        body_idle_timeout = _parse_body_idle_timeout(env.get("SEALSTORE_BODY_IDLE_TIMEOUT"))
 
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
@@ -217,6 +229,7 @@ class Settings:
             master_key=master_key,
             auto_encryption=auto,
             kms_cache_ttl=kms_cache_ttl,
+            body_idle_timeout=body_idle_timeout,
         )
 
 
@@ -339,6 +352,20 @@ def _parse_failover_timeout(raw: str | None) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not 0.5 <= value <= MAX_FAILOVER_TIMEOUT:  # also rejects nan
         raise ConfigError(f"{name} must be between 0.5 and {MAX_FAILOVER_TIMEOUT:g} seconds")
+    return value
+
+
+# --- request body idle timeout (issue 8, item 7)
+def _parse_body_idle_timeout(raw: str | None) -> float:
+    """SEALSTORE_BODY_IDLE_TIMEOUT: long enough for a congested client, short enough that
+    stalled uploads cannot pile up their connections and temporary files."""
+    name = "SEALSTORE_BODY_IDLE_TIMEOUT"
+    try:
+        value = DEFAULT_BODY_IDLE_TIMEOUT if raw is None else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 1.0 <= value <= MAX_BODY_IDLE_TIMEOUT:  # also rejects nan
+        raise ConfigError(f"{name} must be between 1 and {MAX_BODY_IDLE_TIMEOUT:g} seconds")
     return value
 
 

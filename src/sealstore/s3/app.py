@@ -1,10 +1,18 @@
 """aiohttp application: one dispatcher for every request, and the process lifecycle.
 
-One catch-all route sends every request through :func:`dispatch`, which (1) answers the
-admin endpoints under ``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4
-(``s3/auth.py``), (3) picks the operation and its handler (``s3/routing.py``), (4) turns every
-failure into an S3 XML error with the request id, and (5) logs one structured line. Keeping
+One catch-all route sends every request through :func:`dispatch`, which (0) refuses a header
+section over S3's 8 KiB before any other work, (1) answers the admin endpoints under
+``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4 (``s3/auth.py``), (3) picks
+the operation and its handler (``s3/routing.py``), (4) turns every failure into an S3 XML
+error with the request id, and (5) logs one structured line. Keeping
 this in one place means no handler can forget authentication, error mapping or logging.
+
+Bounded inputs: aiohttp itself refuses a request line or one header line over
+:data:`MAX_HTTP_LINE` and more than :data:`MAX_HEADERS` headers (a plain-text 400 before the
+application runs), so parsing one request costs at most ~1 MiB; :func:`dispatch` then answers
+``RequestHeaderSectionTooLarge`` for a header section over :data:`MAX_HEADER_SECTION`, as S3
+does, before authentication hashes any of it.  The query string is read once
+(:func:`.query.query_multidict`), the same way SigV4 canonicalises it.
 """
 
 from __future__ import annotations
@@ -21,12 +29,18 @@ from sealstore.s3 import admin_api
 from sealstore.s3.auth import authenticate
 from sealstore.s3.context import AppContext, S3Request, new_request_id
 from sealstore.s3.errors import S3Error, s3_error_for
+from sealstore.s3.query import query_multidict
 from sealstore.s3.routing import handler_for, select_operation, split_path
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
 
 SERVER_NAME = "sealstore"
+# S3 refuses request header sections over 8 KiB (RequestHeaderSectionTooLarge).
+MAX_HEADER_SECTION = 8192
+# aiohttp's own bounds (its defaults): one request or header line, and the number of headers.
+MAX_HTTP_LINE = 8190
+MAX_HEADERS = 128
 APP_CTX_KEY = web.AppKey("sealstore_ctx", AppContext)
 
 
@@ -50,20 +64,22 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     s3req: S3Request | None = None
     resp: web.StreamResponse
     try:
+        _check_header_section(request)
         if path == "/minio" or path.startswith("/minio/"):
             op = "Admin"
             resp = await admin_api.handle(request, ctx)
         else:
             auth = authenticate(request, ctx.settings)
             bucket, key = split_path(request.raw_path)
-            op = select_operation(request.method, bucket, key, request.query, request.headers)
+            query = query_multidict(request.raw_path.partition("?")[2])
+            op = select_operation(request.method, bucket, key, query, request.headers)
             handler = handler_for(op)
             s3req = S3Request(
                 http=request,
                 ctx=ctx,
                 bucket=bucket,
                 key=key,
-                query=request.query,
+                query=query,
                 auth=auth,
                 request_id=request_id,
                 op=op,
@@ -101,6 +117,21 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             resp = _error_response(err, path, request_id, request.method == "HEAD")
     _finish(ctx, request, resp, op, request_id, path, started, s3req)
     return resp
+
+
+def _check_header_section(request: web.Request) -> None:
+    """RequestHeaderSectionTooLarge when the headers (``Name: value\r\n`` each) exceed S3's
+    8 KiB: checked first, so an oversized request costs no signature work and no echo."""
+    size = 0
+    for name, value in request.raw_headers:
+        size += len(name) + len(value) + 4
+    if size > MAX_HEADER_SECTION:
+        raise S3Error(
+            "RequestHeaderSectionTooLarge",
+            f"Your request header section is {size} bytes; the maximum allowed is "
+            f"{MAX_HEADER_SECTION} bytes.",
+            extra={"MaxSizeAllowed": str(MAX_HEADER_SECTION)},
+        )
 
 
 def _finish(
@@ -149,7 +180,13 @@ def create_app(ctx: AppContext) -> web.Application:
     ``client_max_size`` is irrelevant because bodies are streamed by handlers; it is kept
     at aiohttp's default so nothing ever calls ``request.read()`` on an object body.
     """
-    app = web.Application(handler_args={"max_field_size": 65536, "max_line_size": 65536})
+    app = web.Application(
+        handler_args={
+            "max_field_size": MAX_HTTP_LINE,
+            "max_line_size": MAX_HTTP_LINE,
+            "max_headers": MAX_HEADERS,
+        }
+    )
     app[APP_CTX_KEY] = ctx
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -9,6 +9,11 @@ the loop can never commit a body that failed verification.
 
 Header problems that can be detected up front (malformed Content-MD5, malformed checksum value,
 a declared size over ``max_size``) raise when the body is constructed, before reading anything.
+
+A client that stops sending mid-body would otherwise hold its connection and the handler's
+temporary file for ever: with ``idle_timeout`` set, every read must receive some bytes within
+that many seconds or the iteration raises ``RequestTimeout`` (S3's code for exactly this), and
+the handler's cleanup removes the temporary file as for any other failed body.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from .chunked import AwsChunkedDecoder, ChunkStream
 from .errors import S3Error
 from .sigv4 import AuthResult, PayloadMode
 
-__all__ = ["DEFAULT_READ_SIZE", "MAX_UPLOAD_SIZE", "RequestBody"]
+__all__ = ["DEFAULT_READ_SIZE", "MAX_UPLOAD_SIZE", "IdleTimeoutStream", "RequestBody"]
 
 DEFAULT_READ_SIZE = 1 << 20
 # Hashing a slice this large (MD5 + SHA-256 + a CRC: ~2 ms per MiB) runs in a worker thread:
@@ -72,6 +77,54 @@ def _parse_content_md5(value: str | None) -> bytes | None:
     return raw
 
 
+class IdleTimeoutStream:
+    """A :class:`ChunkStream` whose every wait for data is bounded by ``timeout`` seconds.
+
+    ``readexactly`` is the same loop of ``read`` calls aiohttp's own is, with the bound on each
+    call: a slow client that keeps sending is never cut off, one that sends nothing for
+    ``timeout`` seconds is.  Expiry raises ``RequestTimeout``.
+    """
+
+    def __init__(self, stream: ChunkStream, timeout: float) -> None:
+        self._stream = stream
+        self._timeout = timeout
+
+    def _timed_out(self) -> S3Error:
+        return S3Error(
+            "RequestTimeout",
+            f"Your socket connection to the server was not read from or written to within "
+            f"the timeout period ({self._timeout:g} seconds without request body data).",
+        )
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes, waiting at most the idle timeout for the first of them."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._stream.read(n)
+        except TimeoutError:
+            raise self._timed_out() from None
+
+    async def readline(self) -> bytes:
+        """One line (chunk headers and trailers are short), within the idle timeout."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._stream.readline()
+        except TimeoutError:
+            raise self._timed_out() from None
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; IncompleteReadError if the body ends first."""
+        blocks: list[bytes] = []
+        while n > 0:
+            block = await self.read(n)
+            if not block:
+                partial = b"".join(blocks)
+                raise asyncio.IncompleteReadError(partial, len(partial) + n)
+            blocks.append(block)
+            n -= len(block)
+        return blocks[0] if len(blocks) == 1 else b"".join(blocks)
+
+
 class RequestBody:
     """Verified, bounded, streaming view of one request body.  Iterate it exactly once.
 
@@ -88,8 +141,9 @@ class RequestBody:
         max_size: int | None = MAX_UPLOAD_SIZE,
         compute_md5: bool = True,
         read_size: int = DEFAULT_READ_SIZE,
+        idle_timeout: float | None = None,
     ) -> None:
-        self._stream = stream
+        self._stream = stream if idle_timeout is None else IdleTimeoutStream(stream, idle_timeout)
         self._auth = auth
         self._mode = auth.payload_mode
         self._max_size = max_size

@@ -115,12 +115,18 @@ class S3Request:
 
         Created once per request: iterating it yields plaintext chunks whose signatures and
         checksums have been verified; ``md5_hex``, ``size`` and ``checksums`` are valid after
-        the iteration ends.
+        the iteration ends.  A client silent for ``body_idle_timeout`` seconds mid-body gets
+        ``RequestTimeout``.
         """
         if self._body is None:
             from sealstore.s3.body import RequestBody
 
-            self._body = RequestBody(self.http.content, self.auth, self.http.headers)
+            self._body = RequestBody(
+                self.http.content,
+                self.auth,
+                self.http.headers,
+                idle_timeout=self.ctx.settings.body_idle_timeout,
+            )
         return self._body
 
     def user_metadata(self) -> dict[str, str]:

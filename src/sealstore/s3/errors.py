@@ -131,6 +131,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         412,
         "At least one of the preconditions you specified did not hold.",
     ),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+    ),
     "RequestTimeout": (
         400,
         "Your socket connection to the server was not read from or written to within the "

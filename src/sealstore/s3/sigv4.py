@@ -9,12 +9,17 @@ client-side signer in :mod:`sealstore.client.signing`) in :mod:`.sigv4_canonical
 
 The canonical forms are those of :mod:`.sigv4_canonical`.  If they do not match, we also try
 the path exactly as sent, because S3 clients sign the path as they send it and a few send
-characters that they did not encode; ``+`` in the query as a literal plus and then as a space;
-the query pairs only sorted; and botocore's whitespace trimming of header values.
+characters that they did not encode; the query pairs exactly as sent, only sorted; and
+botocore's whitespace trimming of header values: at most :data:`MAX_CANDIDATES` forms.
 
-Every candidate is checked with :func:`hmac.compare_digest`.  All candidates describe the same
-decoded request (same key, same parameters), so accepting any of them gives an attacker nothing
-the signer did not sign.
+Every candidate is checked with :func:`hmac.compare_digest`.  Each one is either the canonical
+form of the one reading the handlers act on (:mod:`.query`: ``+`` is a space) or the exact
+bytes sent, so accepting any of them gives an attacker nothing the signer did not sign: no
+candidate reads a byte differently from the handlers (a ``+`` is never also a literal plus).
+
+The ``SignatureDoesNotMatch`` document echoes the canonical request as S3 does, clipped to
+:data:`MAX_ECHO` characters, so an unauthenticated request can never make the server send back
+more than a few KiB whatever it sent (the header section itself is bounded in :mod:`.app`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hmac
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from .errors import S3Error
 from .sigv4_canonical import (
@@ -53,6 +59,8 @@ from .sigv4_parse import (
 __all__ = [
     "ALGORITHM",
     "EMPTY_SHA256",
+    "MAX_CANDIDATES",
+    "MAX_ECHO",
     "MAX_PRESIGN_EXPIRES",
     "MAX_SKEW",
     "AuthResult",
@@ -64,6 +72,11 @@ __all__ = [
 ]
 
 MAX_SKEW = timedelta(minutes=15)
+# 2 URI forms x 2 query forms x 2 header trims: the most canonical requests one request costs.
+MAX_CANDIDATES = 8
+# Longest text echoed in an error document field (canonical request, signature, access key).
+MAX_ECHO = 4096
+_ECHO_ID = 128
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,7 @@ def authenticate(
     if secret is None:
         raise S3Error(
             "InvalidAccessKeyId",
-            extra={"AWSAccessKeyId": parsed.access_key},
+            extra={"AWSAccessKeyId": clip(parsed.access_key, _ECHO_ID)},
         )
     scope = credential_scope(parsed.date, parsed.region)
     signing_key = derive_signing_key(secret, parsed.date, parsed.region)
@@ -184,9 +197,8 @@ def authenticate(
 
     first: tuple[str, str] | None = None
     provided = parsed.signature.strip().lower().encode("ascii", "replace")
-    for uri, query, canon_headers in _all_candidates(
-        path, raw_query, exclude, headers, parsed.signed_headers
-    ):
+    candidates = _all_candidates(path, raw_query, exclude, headers, parsed.signed_headers)
+    for uri, query, canon_headers in islice(candidates, MAX_CANDIDATES):
         creq = canonical_request(
             method.upper(), uri, query, canon_headers, signed_line, payload_line
         )
@@ -210,12 +222,19 @@ def authenticate(
     raise S3Error(
         "SignatureDoesNotMatch",
         extra={
-            "AWSAccessKeyId": parsed.access_key,
+            "AWSAccessKeyId": clip(parsed.access_key, _ECHO_ID),
             "StringToSign": first[1],
-            "SignatureProvided": parsed.signature,
-            "CanonicalRequest": _redact(first[0]),
+            "SignatureProvided": clip(parsed.signature, _ECHO_ID),
+            "CanonicalRequest": clip(_redact(first[0]), MAX_ECHO),
         },
     )
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so, for echoing client input back."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"...[{len(text) - limit} more characters not shown]"
 
 
 _SECRET_HEADERS = (
@@ -261,10 +280,6 @@ def _candidates(path: str, raw_query: str, exclude: str) -> list[tuple[str, str]
     if raw_uri not in uris:
         uris.append(raw_uri)
     queries = [canonical_query(raw_query, exclude=exclude)]
-    if "+" in raw_query:
-        spaced = canonical_query(raw_query, plus_is_space=True, exclude=exclude)
-        if spaced not in queries:
-            queries.append(spaced)
     verbatim = _verbatim_query(raw_query, exclude)
     if verbatim not in queries:
         queries.append(verbatim)

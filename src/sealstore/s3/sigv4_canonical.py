@@ -10,8 +10,9 @@ Canonicalisation follows what S3 itself accepts from real clients:
 * The canonical URI is the path re-encoded with AWS ``UriEncode`` (every byte except
   ``A-Za-z0-9-._~`` and ``/`` percent-encoded, after decoding what the client sent).  S3 never
   normalises ``.``/``..``/``//``.
-* The canonical query is built from the raw query string, decoded and re-encoded the same way
-  and sorted by encoded name then value.
+* The canonical query re-encodes the same way the decoded pairs of :func:`.query.query_pairs`
+  (``+`` is a space), the reading the request handlers use too, sorted by encoded name then
+  value.
 * Header values are trimmed with AWS ``Trimall``; :func:`trim_whitespace` is botocore's reading
   of it (tabs too), which the verifier also tries.
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, unquote_to_bytes
 
 from .errors import S3Error
+from .query import query_pairs, raw_bytes
 
 __all__ = [
     "ALGORITHM",
@@ -57,7 +59,7 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 _SPACES = re.compile(r" +")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
-_PLAIN_PARAM = re.compile(r"[A-Za-z0-9\-._~]*")
+_PLAIN_PARAM_BYTES = re.compile(rb"[A-Za-z0-9\-._~]*")
 # Bytes AWS UriEncode leaves alone; quote() always keeps ASCII letters and digits.
 _UNRESERVED = "-_.~"
 
@@ -79,11 +81,6 @@ def credential_scope(date: str, region: str) -> str:
     return f"{date}/{region}/{SERVICE}/{TERMINATOR}"
 
 
-def raw_bytes(text: str) -> bytes:
-    """The bytes the client sent: aiohttp decodes non-UTF-8 input with surrogateescape."""
-    return text.encode("utf-8", "surrogateescape")
-
-
 def unquote(text: str) -> bytes:
     """Percent-decode what the client sent, down to the bytes it meant."""
     return unquote_to_bytes(raw_bytes(text))
@@ -95,40 +92,37 @@ def uri_encode(raw: bytes | str, *, keep_slash: bool) -> str:
     return quote(raw, safe=safe)
 
 
-def _reencode(text: str, *, keep_slash: bool) -> str:
-    """Decode what the client sent and encode it once the AWS way.  Text made only of
-    unreserved characters (the common case) is already canonical and returned as is."""
-    if (_PLAIN_PATH if keep_slash else _PLAIN_PARAM).fullmatch(text):
-        return text
-    return uri_encode(unquote(text), keep_slash=keep_slash)
-
-
 def canonical_uri(raw_path: str) -> str:
-    """AWS-style canonical URI for S3: decode what was sent, re-encode each byte once."""
+    """AWS-style canonical URI for S3: decode what was sent, re-encode each byte once.  A
+    path made only of unreserved characters (the common case) is already canonical."""
     if not raw_path:
         return "/"
-    return _reencode(raw_path, keep_slash=True)
+    if _PLAIN_PATH.fullmatch(raw_path):
+        return raw_path
+    return uri_encode(unquote(raw_path), keep_slash=True)
 
 
-def canonical_query(raw_query: str, *, plus_is_space: bool = False, exclude: str = "") -> str:
-    """Canonical query string from the raw query: decode, re-encode, sort by name then value.
+def canonical_query(raw_query: str, *, exclude: str = "") -> str:
+    """Canonical query string from the raw query: the pairs as :func:`.query.query_pairs`
+    decodes them (the handlers' reading), each re-encoded once, sorted by name then value.
 
     ``exclude`` names one parameter to leave out (``X-Amz-Signature`` for presigned URLs).
     """
     pairs: list[tuple[str, str]] = []
-    for item in raw_query.split("&"):
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        if plus_is_space:
-            name = name.replace("+", " ")
-            value = value.replace("+", " ")
-        enc_name = _reencode(name, keep_slash=False)
+    for name, value in query_pairs(raw_query):
+        enc_name = _encode_param(name)
         if exclude and enc_name == exclude:
             continue
-        pairs.append((enc_name, _reencode(value, keep_slash=False)))
+        pairs.append((enc_name, _encode_param(value)))
     pairs.sort()
     return "&".join(f"{n}={v}" for n, v in pairs)
+
+
+def _encode_param(raw: bytes) -> str:
+    """One decoded name or value, encoded once the AWS way (unreserved bytes as they are)."""
+    if _PLAIN_PARAM_BYTES.fullmatch(raw):
+        return raw.decode("ascii")
+    return uri_encode(raw, keep_slash=False)
 
 
 def _header_values(headers: Mapping[str, str], name: str) -> list[str] | None:

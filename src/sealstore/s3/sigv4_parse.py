@@ -17,13 +17,13 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 from .errors import S3Error
+from .query import query_pairs
 from .sigv4_canonical import (
     ALGORITHM,
     AMZ_DATE_FORMAT,
     MAX_PRESIGN_EXPIRES,
     SERVICE,
     TERMINATOR,
-    unquote,
 )
 
 __all__ = [
@@ -229,17 +229,17 @@ def parse_header_auth(authorization: str, headers: Mapping[str, str]) -> ParsedA
 
 
 def query_params(raw_query: str) -> dict[str, str]:
-    """Decoded X-Amz-* auth parameters (first occurrence wins; duplicates are rejected)."""
+    """Decoded X-Amz-* auth parameters, read as :func:`.query.query_pairs` reads every
+    parameter (duplicates are rejected)."""
     out: dict[str, str] = {}
-    for item in raw_query.split("&"):
-        name, _, value = item.partition("=")
-        dname = unquote(name).decode("utf-8", "replace") if "%" in name else name
-        if dname.startswith("X-Amz-"):
-            if dname in out:
+    for raw_name, raw_value in query_pairs(raw_query):
+        if raw_name.startswith(b"X-Amz-"):
+            name = raw_name.decode("utf-8", "replace")
+            if name in out:
                 raise S3Error(
-                    "AuthorizationQueryParametersError", f"Duplicate query parameter {dname}."
+                    "AuthorizationQueryParametersError", f"Duplicate query parameter {name[:64]}."
                 )
-            out[dname] = unquote(value).decode("utf-8", "replace")
+            out[name] = raw_value.decode("utf-8", "replace")
     return out
 
 

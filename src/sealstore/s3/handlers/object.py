@@ -29,6 +29,7 @@ from sealstore.s3.handlers.object_request import (
     new_object,
     parse_copy_source,
     require_key,
+    response_overrides,
 )
 from sealstore.s3.handlers.preconditions import (
     ByteRange,
@@ -39,17 +40,6 @@ from sealstore.s3.handlers.preconditions import (
 )
 from sealstore.s3.xml import document, tag
 from sealstore.storage.base import ObjectMeta
-
-# GET query overrides (S3 "response-*" parameters) -> response header.
-RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
-
 
 # ----------------------------------------------------------------------------- PutObject
 
@@ -119,6 +109,7 @@ async def _send(req: S3Request, resp: web.StreamResponse, stream: AsyncIterator[
 async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     bucket, key = require_key(req)
     sse_headers.reject_sse_on_read(req.headers)
+    overrides = response_overrides(req)
     objects = req.ctx.objects
     meta = await objects.head(bucket, key)
     cond = check_conditions(req.headers, meta)
@@ -135,10 +126,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     status = 206 if partial and (part_number is None or meta.parts) else 200
     resp = web.StreamResponse(status=status)
     _object_headers(resp, meta)
-    for param, header in RESPONSE_OVERRIDES.items():
-        value = req.query.get(param)
-        if value is not None:
-            resp.headers[header] = value
+    resp.headers.update(overrides)
     if status == 206:
         end = rng.start + rng.length - 1
         resp.headers["Content-Range"] = f"bytes {rng.start}-{end}/{meta.size}"

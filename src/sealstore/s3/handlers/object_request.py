@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import unquote
 
 from sealstore.objects.service import NewObject
@@ -24,6 +25,18 @@ STORED_HEADERS = (
 )
 MAX_USER_METADATA = 2048  # S3: user-defined metadata is limited to 2 KB
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+# GET query overrides (S3 "response-*" parameters) -> response header.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+# What an HTTP header value cannot carry (RFC 9110 field-value): control characters but tab.
+_NOT_IN_HEADER = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def require_key(req: S3Request) -> tuple[str, str]:
@@ -80,6 +93,28 @@ def content_md5(req: S3Request) -> str | None:
     if len(digest) != 16:
         raise S3Error("InvalidDigest")
     return digest.hex()
+
+
+def response_overrides(req: S3Request) -> dict[str, str]:
+    """The response headers the ``response-*`` query parameters ask for.
+
+    A value a header cannot carry (CR, LF or another control character: what a response
+    splitting attempt sends) is refused with InvalidArgument before anything is read, instead
+    of failing when the response head is written.
+    """
+    out: dict[str, str] = {}
+    for param, header in RESPONSE_OVERRIDES.items():
+        value = req.query.get(param)
+        if value is None:
+            continue
+        if _NOT_IN_HEADER.search(value):
+            raise S3Error(
+                "InvalidArgument",
+                f"The {param} parameter contains a character not allowed in a header value.",
+                extra={"ArgumentName": param},
+            )
+        out[header] = value
+    return out
 
 
 def parse_copy_source(value: str) -> tuple[str, str]:
