@@ -43,6 +43,12 @@ async def decrypt_range(
     Each segment is decrypted from its start sequence number; the stream's final-package
     check runs only when the segment reaches the end of its part (``reaches_end``), since a
     range that stops mid-part legitimately ends without a final package.
+
+    The last batch of every segment is held back until the segment proved complete (its
+    final package authenticated where it reaches the part's end, and every byte asked for
+    arrived): a stream cut short at a package boundary therefore never delivers its last
+    verified-but-unfinished batch, and an object of one batch (~1 MiB of ciphertext) is
+    verified whole before the first byte is sent.
     """
     if length <= 0:
         return
@@ -51,6 +57,7 @@ async def decrypt_range(
         dec = dare.DareDecryptor(_part_key(oek, parts[seg.part_index]), start_seq=seg.start_seq)
         to_skip = seg.skip
         remaining = seg.take
+        held = b""
         async for plain in store.read(
             meta, seg.stored_offset, seg.stored_length, transform=dec.update
         ):
@@ -62,11 +69,15 @@ async def decrypt_range(
                 plain = plain[:remaining]
             remaining -= len(plain)
             if plain:
-                yield plain
+                if held:
+                    yield held
+                held = plain
         if seg.reaches_end:
             dec.finalize()  # checks decryptor state only: no AES, fine on the loop
         if remaining:
             raise dare.DareError("stored object is shorter than its metadata says")
+        if held:
+            yield held
 
 
 def plaintext(

@@ -7,9 +7,12 @@ never see a key, a sealed entry or a storage thread. Data flows one way: a PUT's
 ``open -> reading.decrypt_range -> Store.read(transform=decryptor)``.
 
 Every KMS call happens before any byte is written or returned, so a KMS outage leaves no
-partial object and becomes a clean error. Pure bucket and listing operations (create/delete
-bucket, ListObjects, ListParts, ListMultipartUploads, bucket configs) involve no key and
-no crypto: handlers call the ``Store`` for those directly (``AppContext.storage``).
+partial object and becomes a clean error. Every encrypted object gets an authenticated layout
+(`objects.layout`: size, ETag, part list bound under its key) when it is published, and every
+read (GET, HEAD, copy source) checks it right after opening the key, before the first byte.
+Pure bucket and listing operations (create/delete bucket, ListObjects, ListParts,
+ListMultipartUploads, bucket configs) involve no key and no crypto: handlers call the
+``Store`` for those directly (``AppContext.storage``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from sealstore.crypto import dare, keys
+from sealstore.crypto.keys import KeyMismatchError
+from sealstore.kms.base import KMSDecryptError
+from sealstore.objects import layout, sealing
 from sealstore.objects import metadata as md
-from sealstore.objects import sealing
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
     SSE_S3,
@@ -178,7 +183,27 @@ class ObjectService:
             return None
         if self.kms is None:
             raise NotSupported("The object is encrypted but no KMS is configured on this server")
-        return await sealing.open_object_key(self.kms, meta.internal, meta.bucket, meta.key)
+        try:
+            return await sealing.open_object_key(self.kms, meta.internal, meta.bucket, meta.key)
+        except (KeyMismatchError, KMSDecryptError):
+            if not layout.legacy_empty(meta):
+                raise
+        # An empty legacy "dir/"-style object: nothing to substitute, the cleaned path may open.
+        return await sealing.open_object_key(
+            self.kms, meta.internal, meta.bucket, meta.key, exact=False
+        )
+
+    async def _open_verified(self, meta: ObjectMeta) -> bytes | None:
+        """`_open_key`, then the layout check (ObjectIntegrityError before any byte)."""
+        oek = await self._open_key(meta)
+        layout.require_layout(meta, oek)
+        return oek
+
+    async def verify(self, meta: ObjectMeta) -> layout.LayoutStatus:
+        """Open the key (KMS) and check the layout (HEAD; `admin verify`): raises like `open`,
+        else the verdict (``legacy`` for objects without a layout binding)."""
+        self.require_readable(meta)
+        return layout.require_layout(meta, await self._open_key(meta))
 
     @staticmethod
     def _new_meta(
@@ -193,7 +218,7 @@ class ObjectService:
         if oek is not None:
             internal[md.META_SEALED_ETAG] = sealing.seal_etag_hex(oek, md5_hex)
             internal[md.META_ACTUAL_SIZE] = str(size)
-        return ObjectMeta(
+        meta = ObjectMeta(
             bucket=bucket,
             key=key,
             size=size,
@@ -203,6 +228,9 @@ class ObjectService:
             headers=dict(attrs.headers),
             internal=internal,
         )
+        if oek is not None:
+            internal[layout.META_LAYOUT] = layout.seal_layout(meta, oek)
+        return meta
 
     # -- objects -----------------------------------------------------------------------
 
@@ -255,7 +283,7 @@ class ObjectService:
         writer = await self.store.new_writer(bucket, key)
         async with writer:
             choice = await self.decide(bucket, sse, inherit=_inherited(src))
-            src_oek = await self._open_key(src)
+            src_oek = await self._open_verified(src)
             dst_oek, internal = await self._new_key(bucket, key, choice)
             md5 = hashlib.md5(usedforsecurity=False)
             source = plaintext(self.store, src, src_oek, 0, src.size)
@@ -277,11 +305,13 @@ class ObjectService:
     async def open(self, meta: ObjectMeta, offset: int, length: int) -> AsyncIterator[bytes]:
         """Authenticated plaintext ``[offset, offset+length)`` of the object ``meta``.
 
-        The key is opened (KMS) before this returns; decryption errors surface as DareError
-        from the iterator, from its first chunk on when the first package is bad.
+        The key is opened (KMS) and the layout checked (ObjectIntegrityError) before this
+        returns; decryption errors surface as DareError from the iterator, from its first
+        chunk on when the first package is bad. The iterator holds each part's last batch
+        back until that part's final package authenticated (`reading.decrypt_range`).
         """
         self.require_readable(meta)
-        return plaintext(self.store, meta, await self._open_key(meta), offset, length)
+        return plaintext(self.store, meta, await self._open_verified(meta), offset, length)
 
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; an absent key is not an error (S3 semantics)."""
@@ -338,7 +368,7 @@ class ObjectService:
         """Store part ``number`` from plaintext ``[offset, offset+length)`` of ``src``,
         decrypted under its own key and encrypted under the upload's part key."""
         _require_supported(src, "The source uses an encryption type this server lacks")
-        src_oek = await self._open_key(src)
+        src_oek = await self._open_verified(src)
         part_key = await self._part_key(upload, number)
         md5 = hashlib.md5(usedforsecurity=False)
         writer = await self.store.new_part_writer(upload, number)
@@ -351,9 +381,20 @@ class ObjectService:
 
     async def complete(self, upload: UploadMeta, parts: list[tuple[int, str]]) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts, with
-        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5)."""
+        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
+
+        An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
+        order) from the stored parts (`layout.chosen_parts`) before the store publishes.
+        """
         etag = multipart_etag([e for _, e in parts])
-        meta = replace(upload.meta, etag=etag, parts=[], files=[])
+        meta = replace(
+            upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
+        )
+        oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
+        if oek is not None:
+            chosen = await layout.chosen_parts(self.store, upload, parts)
+            bound = replace(meta, parts=chosen, size=sum(p.size for p in chosen))
+            meta.internal[layout.META_LAYOUT] = layout.seal_layout(bound, oek)
         return await self.store.complete_upload(upload, list(parts), meta)
 
     async def abort(self, upload: UploadMeta) -> None:
