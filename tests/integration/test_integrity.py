@@ -210,3 +210,30 @@ def test_untampered_objects_read_whole_and_by_range(
     assert s3.get_object(Bucket=BUCKET, Key="mp-ok", PartNumber=3)["Body"].read() == parts[2]
     s3.copy_object(Bucket=BUCKET, Key="mp-copy", CopySource={"Bucket": BUCKET, "Key": "mp-ok"})
     assert s3.get_object(Bucket=BUCKET, Key="mp-copy")["Body"].read() == whole
+
+
+def test_part_rolled_back_to_an_earlier_upload_is_refused(server: ServerProcess) -> None:
+    """Part 1 uploaded twice: the earlier data file (same part key, same size) swapped back
+    in by editing the index is refused, not served as the object's first 5 MiB."""
+    s3 = server.client()
+    key = "mp-rollback"
+    first, second, tail = os.urandom(5 * MIB), os.urandom(5 * MIB), b"tail"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=first)
+    with _db(server) as db:
+        (old_file,) = db.execute("SELECT file FROM parts WHERE upload_id=?", (upload,)).fetchone()
+    listed = []
+    for n, data in ((1, second), (2, tail)):
+        r = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=n, Body=data)
+        listed.append({"PartNumber": n, "ETag": r["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": listed}
+    )
+    row = _row(server, key)
+    assert row["files"][0] != old_file
+    row["files"][0] = old_file
+    _write(server, key, row)
+    with pytest.raises(ClientError) as got:
+        s3.get_object(Bucket=BUCKET, Key=key)
+    assert got.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert got.value.response["Error"]["Code"] == "XMinioObjectTampered"

@@ -278,3 +278,60 @@ def test_truncated_data_file_fails_before_the_first_byte(tmp_path: Path) -> None
             await anext(stream)
 
     run(tmp_path, fn)
+
+
+def test_decryptor_refuses_a_stream_with_another_nonce() -> None:
+    key = bytes(32)
+    enc = dare.DareEncryptor(key)
+    stream = bytes(enc.finalize(b"x" * 70000))
+    dec = dare.DareDecryptor(key, nonce=enc.nonce)
+    assert dec.update(stream) == b"x" * 70000
+    other = dare.DareEncryptor(key)
+    with pytest.raises(dare.DareError, match="bound"):
+        dare.DareDecryptor(key, nonce=other.nonce).update(stream)
+    # mid-stream too (a range read starting at package 1)
+    with pytest.raises(dare.DareError, match="bound"):
+        dare.DareDecryptor(key, start_seq=1, nonce=other.nonce).update(stream[dare.PACKAGE_SIZE :])
+
+
+def test_rolled_back_part_is_refused_before_the_first_byte(tmp_path: Path) -> None:
+    """Part 1 uploaded twice in one upload: both streams are under the same part key, so
+    only the bound stream nonce tells the completed one from the replaced one."""
+    first, second = os.urandom(PART), os.urandom(PART)
+    blobs = tmp_path / "blobs"
+
+    def files() -> set[str]:
+        return {p.name for p in blobs.rglob("*") if p.is_file()}
+
+    async def fn(svc: ObjectService, store: FSBackend) -> None:
+        upload = await svc.create_upload(BUCKET, "mp", ATTRS, sse=SSE_S3)
+        await svc.put_part(upload, 1, Body(first), max_size=1 << 30)
+        (old,) = files()
+        again = await svc.put_part(upload, 1, Body(second), max_size=1 << 30)
+        tail = await svc.put_part(upload, 2, Body(b"end"), max_size=1 << 30)
+        assert layout.META_STREAM_NONCE in again.internal
+        await svc.complete(upload, [(1, again.etag), (2, tail.etag)])
+        meta = await svc.head(BUCKET, "mp")
+        assert await read_all(svc, meta) == second + b"end"
+        meta.files[0] = old  # the earlier upload of part 1, still on disk until swept
+        stream = await svc.open(meta, 0, meta.size)
+        with pytest.raises(dare.DareError, match="bound"):
+            await anext(stream)
+        # and the recorded nonce cannot be swapped along: it is under the tag
+        meta.parts[0].internal[layout.META_STREAM_NONCE] = "00" * 12
+        with pytest.raises(ObjectIntegrityError):
+            await svc.open(meta, 0, meta.size)
+
+    run(tmp_path, fn)
+
+
+def test_single_part_stream_nonce_is_recorded_and_bound(tmp_path: Path) -> None:
+    async def fn(svc: ObjectService, store: FSBackend) -> None:
+        await svc.put(BUCKET, "k", Body(b"abc"), ATTRS, sse=SSE_S3)
+        meta = await svc.head(BUCKET, "k")
+        assert len(bytes.fromhex(meta.internal[layout.META_STREAM_NONCE])) == 12
+        meta.internal[layout.META_STREAM_NONCE] = "zz"
+        with pytest.raises(ObjectIntegrityError):
+            await svc.open(meta, 0, 3)
+
+    run(tmp_path, fn)

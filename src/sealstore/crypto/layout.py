@@ -9,9 +9,11 @@ reordered plaintext in which every package still verifies. This module closes th
     tag = HMAC-SHA256(HMAC-SHA256(OEK, "sealstore object layout v1"), encode(layout))
 
 over the exact bucket and key, the plaintext size, the client-visible ETag and, per DARE
-stream in order, its part number, plaintext size and package count (so the final package's
-sequence number, count - 1, is fixed). Whoever can change the index cannot recompute it
-without the OEK, which only the KMS can unseal.
+stream in order, its part number, plaintext size, package count (so the final package's
+sequence number, count - 1, is fixed) and stream nonce (so the stream, final package
+included, is exactly the one written: not an earlier upload of the same part under the same
+part key; empty for parts uploaded before nonces were recorded). Whoever can change the
+index cannot recompute it without the OEK, which only the KMS can unseal.
 
 The encoding is length-prefixed and versioned; the value stored is ``"1:" + hex(tag)``.
 Pure functions, no I/O, like the rest of `crypto/`.
@@ -39,10 +41,12 @@ class LayoutError(Exception):
 
 @dataclass(frozen=True)
 class Stream:
-    """One DARE stream of an object: its part number (0 = single-part) and plaintext size."""
+    """One DARE stream of an object: part number (0 = single-part), plaintext size and the
+    12-byte stream nonce its writer chose (b"" when unknown)."""
 
     number: int
     size: int
+    nonce: bytes = b""
 
     @property
     def packages(self) -> int:
@@ -84,7 +88,9 @@ def encode(layout: Layout) -> bytes:
         _field(layout.etag.encode("utf-8", "surrogateescape")),
         struct.pack(">BI", 1 if layout.multipart else 0, len(layout.streams)),
     ]
-    out.extend(struct.pack(">IQQ", s.number, s.size, s.packages) for s in layout.streams)
+    out.extend(
+        struct.pack(">IQQ", s.number, s.size, s.packages) + _field(s.nonce) for s in layout.streams
+    )
     return b"".join(out)
 
 
@@ -117,5 +123,5 @@ def verify(oek: bytes, layout: Layout, stored: str) -> bool:
 
 
 def streams_of(sizes: Sequence[tuple[int, int]]) -> tuple[Stream, ...]:
-    """``(number, plaintext size)`` pairs as streams."""
+    """``(number, plaintext size)`` pairs as streams (no nonce)."""
     return tuple(Stream(number, size) for number, size in sizes)

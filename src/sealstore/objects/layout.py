@@ -14,6 +14,7 @@ those checks catch an edited size without any key.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import logging
@@ -37,6 +38,9 @@ from sealstore.storage.base import (
 from sealstore.storage.contract import Store
 
 META_LAYOUT = "X-Sealstore-Internal-Layout"
+# Hex of a DARE stream's nonce: in the object's internal entries for a single-part object,
+# in each part's for a multipart one; bound by the layout tag, enforced by the decryptor.
+META_STREAM_NONCE = "X-Sealstore-Internal-Stream-Nonce"
 
 log = logging.getLogger("sealstore.objects.layout")
 
@@ -63,12 +67,28 @@ class LayoutStatus:
         return self.state is not LayoutState.MISMATCH
 
 
+def stream_nonce(internal: dict[str, str]) -> bytes:
+    """The recorded stream nonce of an object or part (b"" when none or malformed; a
+    malformed one then fails the tag, which bound the real one)."""
+    raw = internal.get(META_STREAM_NONCE, "")
+    try:
+        nonce = bytes.fromhex(raw)
+    except ValueError:
+        return b"\xff"  # never a valid 12-byte nonce: the tag check fails
+    return nonce
+
+
+def nonce_entry(nonce: bytes | None) -> dict[str, str]:
+    """The internal entry recording ``nonce`` ({} for an unencrypted stream)."""
+    return {} if nonce is None else {META_STREAM_NONCE: nonce.hex()}
+
+
 def describe(meta: ObjectMeta) -> cl.Layout:
     """The layout the index claims for ``meta``: what a reader would read."""
     if meta.parts:
-        streams = cl.streams_of([(p.number, p.size) for p in meta.parts])
+        streams = tuple(cl.Stream(p.number, p.size, stream_nonce(p.internal)) for p in meta.parts)
     else:
-        streams = cl.streams_of([(cl.SINGLE_PART, meta.size)])
+        streams = (cl.Stream(cl.SINGLE_PART, meta.size, stream_nonce(meta.internal)),)
     return cl.Layout(
         bucket=meta.bucket,
         key=meta.key,
@@ -218,3 +238,13 @@ async def chosen_parts(
             raise InvalidPart(f"part {number} with ETag {etag} was not uploaded")
         chosen.append(found)
     return chosen
+
+
+async def bind_completion(
+    store: Store, upload: UploadMeta, parts: list[tuple[int, str]], meta: ObjectMeta, oek: bytes
+) -> None:
+    """Add the layout entry to ``meta``, the object a completion of ``upload`` will publish
+    from the listed parts (sizes and stream nonces from the stored parts)."""
+    chosen = await chosen_parts(store, upload, parts)
+    bound = dataclasses.replace(meta, parts=chosen, size=sum(p.size for p in chosen))
+    meta.internal[META_LAYOUT] = seal_layout(bound, oek)

@@ -12,23 +12,31 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sealstore.crypto import dare, keys, ranges
+from sealstore.objects.layout import stream_nonce
 from sealstore.storage.base import ObjectMeta
 from sealstore.storage.contract import Store
 
 
 @dataclass(frozen=True)
 class StoredPart:
-    """One DARE stream of an encrypted object: part number (None = single-part) and sizes."""
+    """One DARE stream of an encrypted object: part number (None = single-part), size and
+    the recorded stream nonce (None when none is recorded: legacy objects and parts)."""
 
     number: int | None
     plain_size: int
+    nonce: bytes | None = None
+
+
+def _nonce(internal: dict[str, str]) -> bytes | None:
+    nonce = stream_nonce(internal)
+    return nonce if len(nonce) == dare.NONCE_SIZE else None
 
 
 def stored_parts(meta: ObjectMeta) -> list[StoredPart]:
     """The DARE streams of an encrypted object (one per multipart part, else one)."""
     if meta.parts:
-        return [StoredPart(p.number, p.size) for p in meta.parts]
-    return [StoredPart(None, meta.size)]
+        return [StoredPart(p.number, p.size, _nonce(p.internal)) for p in meta.parts]
+    return [StoredPart(None, meta.size, _nonce(meta.internal))]
 
 
 def _part_key(oek: bytes, part: StoredPart) -> bytes:
@@ -54,7 +62,8 @@ async def decrypt_range(
         return
     parts = stored_parts(meta)
     for seg in ranges.plan_range([p.plain_size for p in parts], offset, length):
-        dec = dare.DareDecryptor(_part_key(oek, parts[seg.part_index]), start_seq=seg.start_seq)
+        part = parts[seg.part_index]
+        dec = dare.DareDecryptor(_part_key(oek, part), start_seq=seg.start_seq, nonce=part.nonce)
         to_skip = seg.skip
         remaining = seg.take
         held = b""

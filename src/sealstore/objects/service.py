@@ -85,17 +85,20 @@ class NewObject:
 
 async def _fill(
     writer: ObjectWriter | PartWriter, key: bytes | None, source: AsyncIterable[bytes]
-) -> None:
-    """Stream ``source`` into ``writer``, as one DARE 2.0 stream under ``key`` when given.
+) -> dict[str, str]:
+    """Stream ``source`` into ``writer``, as one DARE 2.0 stream under ``key`` when given;
+    return the entry recording the stream's nonce ({} when unencrypted) for the layout.
 
     The backend batches the plaintext and runs the encryptor together with its file write
     (one worker-thread hop per ~1 MiB); AES never runs on the event loop.
     """
-    if key is not None:
-        writer.set_transform(dare.DareEncryptor(key))
+    encryptor = None if key is None else dare.DareEncryptor(key)
+    if encryptor is not None:
+        writer.set_transform(encryptor)
     async for chunk in source:
         if chunk:
             await writer.write(chunk)
+    return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
 
 
 async def _hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
@@ -249,7 +252,7 @@ class ObjectService:
         writer = await self.store.new_writer(bucket, key)  # validates bucket + key before KMS
         async with writer:
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
-            await _fill(writer, oek, body)
+            internal.update(await _fill(writer, oek, body))
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
@@ -287,7 +290,7 @@ class ObjectService:
             dst_oek, internal = await self._new_key(bucket, key, choice)
             md5 = hashlib.md5(usedforsecurity=False)
             source = plaintext(self.store, src, src_oek, 0, src.size)
-            await _fill(writer, dst_oek, _hashed(source, md5))
+            internal.update(await _fill(writer, dst_oek, _hashed(source, md5)))
             meta = self._new_meta(
                 bucket, key, attrs, writer.accepted, md5.hexdigest(), dst_oek, internal
             )
@@ -357,10 +360,10 @@ class ObjectService:
         part_key = await self._part_key(upload, number)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
-            await _fill(writer, part_key, _bounded(body, max_size))
+            nonce = await _fill(writer, part_key, _bounded(body, max_size))
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
-            return await writer.commit(body.md5_hex, writer.accepted, {})
+            return await writer.commit(body.md5_hex, writer.accepted, nonce)
 
     async def copy_part(
         self, upload: UploadMeta, number: int, src: ObjectMeta, offset: int, length: int
@@ -374,17 +377,17 @@ class ObjectService:
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
             source = plaintext(self.store, src, src_oek, offset, length)
-            await _fill(writer, part_key, _hashed(source, md5))
+            nonce = await _fill(writer, part_key, _hashed(source, md5))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            return await writer.commit(md5.hexdigest(), writer.accepted, {})
+            return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
 
     async def complete(self, upload: UploadMeta, parts: list[tuple[int, str]]) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts, with
         S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
 
         An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
-        order) from the stored parts (`layout.chosen_parts`) before the store publishes.
+        order) from the stored parts (`layout.bind_completion`) before the store publishes.
         """
         etag = multipart_etag([e for _, e in parts])
         meta = replace(
@@ -392,9 +395,7 @@ class ObjectService:
         )
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
-            chosen = await layout.chosen_parts(self.store, upload, parts)
-            bound = replace(meta, parts=chosen, size=sum(p.size for p in chosen))
-            meta.internal[layout.META_LAYOUT] = layout.seal_layout(bound, oek)
+            await layout.bind_completion(self.store, upload, parts, meta, oek)
         return await self.store.complete_upload(upload, list(parts), meta)
 
     async def abort(self, upload: UploadMeta) -> None:
