@@ -1,6 +1,7 @@
 """Tampering at rest with a real server's index (someone with write access to the data
 directory), driven by boto3: dropping or reordering the part entries of a multipart object,
-cutting a single-part object's size to a package boundary, or truncating its data file is
+cutting a single-part object's size to a package boundary, truncating its data file, or
+swapping a part's data back to an earlier upload of the same part number is
 answered with a clear 500 ``XMinioObjectTampered`` before the first byte (GET and HEAD),
 never a 200 with a short or reordered body; a sealed key copied between keys that Go's path
 cleaning makes alike (``a/b`` and ``a//b``, ``dir`` and ``dir/``) does not open (403); objects

@@ -1,8 +1,9 @@
 """The authenticated object layout: the tag binds bucket, key, size, ETag and every stream's
-number, size and package count; real objects written by the object service (FSBackend + the
-master-key KMS) verify, and dropping, reordering or resizing parts, or editing the size to a
-package boundary, is a mismatch before the first byte; objects without the entry are legacy
-(readable, counted); a truncated stream never releases its last batch."""
+number, size, package count and stream nonce; real objects written by the object service
+(FSBackend + the master-key KMS) verify, and dropping, reordering or resizing parts, or
+editing the size to a package boundary, is a mismatch before the first byte; objects without
+the entry are legacy (readable, counted); a truncated stream never releases its last batch;
+a part rolled back to an earlier upload (same part key) is refused by its bound nonce."""
 
 from __future__ import annotations
 
