@@ -162,6 +162,12 @@ class DareEncryptor:
                 buf += view[src:]
         return out
 
+    @property
+    def nonce(self) -> bytes:
+        """The stream nonce in every header (final flag clear): what identifies this stream
+        among all streams under the same key (the object layout binds it)."""
+        return bytes((self._head[4] & 0x7F,)) + bytes(self._head[5:16])
+
     def update(self, data: bytes | bytearray | memoryview) -> bytearray:
         """Consume plaintext; return the whole packages that are ready (possibly empty)."""
         return self._process(data, final=False)
@@ -189,6 +195,7 @@ class DareDecryptor:
         "_aead",
         "_buf",
         "_cipher",
+        "_expect",
         "_final",
         "_key",
         "_ref_nonce",
@@ -198,11 +205,16 @@ class DareDecryptor:
         "_version",
     )
 
-    def __init__(self, key: bytes, *, start_seq: int = 0) -> None:
-        """Create a reader expecting the first package to carry sequence number ``start_seq``."""
+    def __init__(self, key: bytes, *, start_seq: int = 0, nonce: bytes | None = None) -> None:
+        """Create a reader expecting the first package to carry sequence number ``start_seq``
+        and, when ``nonce`` is given (DARE 2.0, final flag clear), exactly that stream nonce:
+        a stream written again under the same key (a re-uploaded part) is then refused."""
         _check_key(key)
         if not 0 <= start_seq < _MAX_PACKAGES:
             raise ValueError("start_seq out of range")
+        if nonce is not None and len(nonce) != NONCE_SIZE:
+            raise ValueError(f"DARE nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
+        self._expect = nonce
         self._key = bytes(key)
         self._seq = start_seq
         self._buf = bytearray()
@@ -228,6 +240,10 @@ class DareDecryptor:
                 raise DareError(f"unsupported DARE cipher suite 0x{cipher:02x}")
             self._version, self._cipher = version, cipher
             self._ref_nonce = header[4:16] if version == VERSION_20 else header[8:16]
+            if self._expect is not None:
+                seen = bytes((header[4] & 0x7F,)) + header[5:16]
+                if version != VERSION_20 or not hmac.compare_digest(seen, self._expect):
+                    raise DareError("DARE stream nonce differs from the bound one: stream replaced")
         elif version != self._version:
             raise DareError("DARE version changed within the stream")
         elif cipher != self._cipher:

@@ -5,6 +5,12 @@ object key (OEK) per object, sealed with a key-encryption key that an HMAC deriv
 key, a random IV, the domain (``SSE-S3``, ``SSE-KMS``, ``SSE-C``) and Go's ``path.Join(bucket,
 object)``. Binding the sealed key to the path is what stops metadata from being copied onto another
 object; reproducing Go's path cleaning exactly is what keeps MinIO-written objects readable.
+
+Go's cleaning is lossy: ``a//b`` and ``a/b``, ``dir/`` and ``dir`` clean to one path, so under
+MinIO's rule two distinct keys share a KEK. The object service therefore seals with
+``exact=True``: the path bound is :func:`object_path`, ``bucket + "/" + object`` verbatim, which
+equals MinIO's path for every key MinIO encrypts (MinIO refuses ``//``, ``.`` and ``..`` and
+never encrypts a key ending in ``/``) and is distinct for every other pair of keys.
 """
 
 from __future__ import annotations
@@ -83,6 +89,21 @@ def go_path_join(*parts: str) -> str:
     return go_clean("/".join(nonempty))
 
 
+def object_path(bucket: str, obj: str) -> str:
+    """The exact path a sealed key and KMS context bind: ``bucket/obj`` with nothing cleaned.
+
+    Injective over (bucket, key) because bucket names hold no ``/``; identical to
+    ``go_path_join(bucket, obj)`` whenever cleaning would not change the key.
+    """
+    return f"{bucket}/{obj}"
+
+
+def is_clean_key(obj: str) -> bool:
+    """True when MinIO's ``path.Join`` binds exactly this key (no ``//``, ``.``, ``..``,
+    leading or trailing ``/``): then exact and MinIO binding are one and the same."""
+    return go_path_join("b", obj) == object_path("b", obj)
+
+
 def _hmac(key: bytes, msg: bytes) -> bytes:
     return hmac.new(key, msg, hashlib.sha256).digest()
 
@@ -102,10 +123,11 @@ def generate_object_key(dek: bytes, *, nonce: bytes | None = None) -> bytes:
     return _hmac(dek, _OEK_LABEL + nonce)
 
 
-def _kek(kek_source: bytes, iv: bytes, domain: str, bucket: str, obj: str) -> bytes:
+def _kek(kek_source: bytes, iv: bytes, domain: str, bucket: str, obj: str, exact: bool) -> bytes:
     if domain not in DOMAINS:
         raise ValueError(f"unknown sealing domain {domain!r}")
-    path = go_path_join(bucket, obj).encode("utf-8", "surrogateescape")
+    joined = object_path(bucket, obj) if exact else go_path_join(bucket, obj)
+    path = joined.encode("utf-8", "surrogateescape")
     msg = iv + domain.encode("ascii") + SEAL_ALGORITHM.encode("ascii") + path
     return _hmac(kek_source, msg)
 
@@ -118,10 +140,13 @@ def seal_object_key(
     obj: str,
     *,
     iv: bytes | None = None,
+    exact: bool = False,
 ) -> SealedKey:
     """Seal ``oek`` to ``bucket/obj`` under ``kek_source`` (DEK or SSE-C client key).
 
     ``iv`` is random unless given; SSE-C key rotation re-seals with the stored IV, as MinIO does.
+    ``exact`` binds :func:`object_path` instead of MinIO's cleaned ``path.Join`` (see the
+    module docstring); the two differ only for keys MinIO never encrypts.
     """
     if len(oek) != OBJECT_KEY_SIZE:
         raise ValueError(f"object key must be {OBJECT_KEY_SIZE} bytes, got {len(oek)}")
@@ -131,25 +156,32 @@ def seal_object_key(
         iv = os.urandom(IV_SIZE)
     elif len(iv) != IV_SIZE:
         raise ValueError(f"sealing IV must be {IV_SIZE} bytes")
-    sealed = dare.encrypt(_kek(kek_source, iv, domain, bucket, obj), oek)
+    sealed = dare.encrypt(_kek(kek_source, iv, domain, bucket, obj, exact), oek)
     return SealedKey(iv=bytes(iv), algorithm=SEAL_ALGORITHM, key=sealed)
 
 
 def unseal_object_key(
-    sealed: SealedKey, kek_source: bytes, domain: str, bucket: str, obj: str
+    sealed: SealedKey,
+    kek_source: bytes,
+    domain: str,
+    bucket: str,
+    obj: str,
+    *,
+    exact: bool = False,
 ) -> bytes:
     """Recover the OEK for ``bucket/obj``; any failure raises :class:`KeyMismatchError`.
 
     The metadata checks come first (IV 32 bytes, sealed key 64 bytes, known algorithm), then the
     KEK is derived with the *current* path, so a sealed key moved to another object fails. The
     legacy ``DARE-SHA256`` algorithm (SSE-C before 2018-08, DARE 1.0) is accepted for SSE-C only.
+    ``exact`` as in :func:`seal_object_key`.
     """
     if len(sealed.iv) != IV_SIZE or len(sealed.key) != SEALED_KEY_SIZE:
         raise KeyMismatchError("invalid sealed key metadata")
     if len(kek_source) != 32:
         raise KeyMismatchError("invalid unsealing key")
     if sealed.algorithm == SEAL_ALGORITHM:
-        kek = _kek(kek_source, sealed.iv, domain, bucket, obj)
+        kek = _kek(kek_source, sealed.iv, domain, bucket, obj, exact)
     elif sealed.algorithm == LEGACY_SEAL_ALGORITHM and domain == DOMAIN_SSE_C:
         kek = hashlib.sha256(kek_source + sealed.iv).digest()
     else:

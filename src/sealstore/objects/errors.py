@@ -66,3 +66,19 @@ class BucketConfigUnreadable(ObjectError):
 
 class InternalError(ObjectError):
     """An invariant broke (e.g. a copy source ended early); never the client's fault."""
+
+
+class ObjectIntegrityError(ObjectError):
+    """The index disagrees with the object's authenticated layout (size, ETag, part list) or
+    with the DARE size arithmetic: someone changed the stored object. Answered before the
+    first byte with MinIO's tampering code (500); the reason goes to the log line."""
+
+    code = "XMinioObjectTampered"
+
+    def __init__(self, bucket: str, key: str, reason: str) -> None:
+        super().__init__(
+            "The object's stored layout does not match its authenticated layout "
+            "(size or part list changed at rest); nothing was sent."
+        )
+        self.reason = reason
+        self.args = (f"object {bucket}/{key}: integrity check failed: {reason}",)

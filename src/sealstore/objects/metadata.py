@@ -113,18 +113,26 @@ def normalize_kms_key_id(raw: str) -> str:
     return raw[len(KMS_ARN_PREFIX) :] if raw.startswith(KMS_ARN_PREFIX) else raw
 
 
-def kms_context(bucket: str, key: str, client_context: Mapping[str, str] | None) -> dict[str, str]:
+def _bound_path(bucket: str, key: str, exact: bool) -> str:
+    return keys.object_path(bucket, key) if exact else keys.go_path_join(bucket, key)
+
+
+def kms_context(
+    bucket: str, key: str, client_context: Mapping[str, str] | None, *, exact: bool = True
+) -> dict[str, str]:
     """SSE-KMS context: the client's map plus ``{bucket: bucket/key}`` unless it names the
-    bucket itself (§3.4)."""
+    bucket itself (§3.4). ``bucket/key`` is the exact key (`keys.object_path`), equal to
+    MinIO's ``path.Join`` for every key MinIO encrypts; ``exact=False`` is MinIO's cleaned
+    form, which objects sealed before exact binding used."""
     ctx = dict(client_context or {})
     if bucket not in ctx:
-        ctx[bucket] = keys.go_path_join(bucket, key)
+        ctx[bucket] = _bound_path(bucket, key, exact)
     return ctx
 
 
-def object_context(bucket: str, key: str) -> dict[str, str]:
-    """The KMS context MinIO binds SSE-S3 data keys to: ``{bucket: path.Join(bucket, key)}``."""
-    return {bucket: keys.go_path_join(bucket, key)}
+def object_context(bucket: str, key: str, *, exact: bool = True) -> dict[str, str]:
+    """The KMS context of SSE-S3 data keys: ``{bucket: bucket/key}`` (see `kms_context`)."""
+    return {bucket: _bound_path(bucket, key, exact)}
 
 
 def stored_client_context(meta: Mapping[str, str]) -> dict[str, str]:

@@ -4,6 +4,11 @@ The only module that asks the KMS for data keys on behalf of objects. A new obje
 ``generate_key`` call; opening one costs one ``decrypt_key`` call, with the key id and the
 context stored in the object (objects keep pointing at the key that sealed them). The DEK never
 leaves these functions; what they return for storage holds only sealed material (§3.2-3.5).
+
+Every key is sealed and KMS-bound to its exact path (`keys.object_path`): MinIO's cleaned
+``path.Join`` would let ``a//b`` and ``a/b`` (or ``dir/`` and ``dir``) share a KEK and KMS
+context, so a sealed key copied from one would open as the other. For every key MinIO
+encrypts the two are the same bytes, so MinIO-written objects still open.
 KMS metrics and readiness are the KMS wrapper's job (`kms/`), not this module's.
 """
 
@@ -49,7 +54,7 @@ def _seal_fresh_key(
     """Derive a fresh OEK from ``dk`` and seal it to ``bucket/key``; SSE-S3 and SSE-KMS differ
     only in the sealing domain and the metadata entry that holds the sealed key (§3.5)."""
     oek = keys.generate_object_key(dk.plaintext)
-    sealed = keys.seal_object_key(oek, dk.plaintext, domain, bucket, key)
+    sealed = keys.seal_object_key(oek, dk.plaintext, domain, bucket, key, exact=True)
     meta = {
         md.META_SEAL_ALGORITHM: sealed.algorithm,
         md.META_IV: base64.b64encode(sealed.iv).decode(),
@@ -62,11 +67,16 @@ def _seal_fresh_key(
     return oek, meta
 
 
-async def open_object_key(kms: KMS, meta: Mapping[str, str], bucket: str, key: str) -> bytes:
+async def open_object_key(
+    kms: KMS, meta: Mapping[str, str], bucket: str, key: str, *, exact: bool = True
+) -> bytes:
     """Recover the OEK of an SSE-S3 or SSE-KMS object stored at ``bucket/key``.
 
     Raises KMS errors (unavailable / decrypt), ``KeyMismatchError`` when the sealed key does
-    not open for this path, ``SSEMetadataError`` for malformed metadata.
+    not open for this path, ``SSEMetadataError`` for malformed metadata. ``exact=False``
+    opens with MinIO's cleaned path, as sealstore sealed keys before exact binding; only
+    an admin tool that re-seals such objects (and the service, for empty legacy objects,
+    which carry no plaintext to substitute) may ask for it.
     """
     sealed = md.parse_sealed_key(meta)
     key_id = md.ci_get(meta, md.META_S3_KMS_KEY_ID)
@@ -79,12 +89,12 @@ async def open_object_key(kms: KMS, meta: Mapping[str, str], bucket: str, key: s
             f"object was sealed by a {stored_kind} KMS but this server uses {kms.kind}"
         )
     if md.is_sse_s3(meta):
-        domain, ctx = md.DOMAIN_SSE_S3, md.object_context(bucket, key)
+        domain, ctx = md.DOMAIN_SSE_S3, md.object_context(bucket, key, exact=exact)
     else:
         domain = md.DOMAIN_SSE_KMS
-        ctx = md.kms_context(bucket, key, md.stored_client_context(meta))
+        ctx = md.kms_context(bucket, key, md.stored_client_context(meta), exact=exact)
     dek = await kms.decrypt_key(key_id, ciphertext, ctx)
-    return keys.unseal_object_key(sealed, dek, domain, bucket, key)
+    return keys.unseal_object_key(sealed, dek, domain, bucket, key, exact=exact)
 
 
 def seal_etag_hex(oek: bytes, md5_hex: str) -> str:

@@ -7,9 +7,12 @@ never see a key, a sealed entry or a storage thread. Data flows one way: a PUT's
 ``open -> reading.decrypt_range -> Store.read(transform=decryptor)``.
 
 Every KMS call happens before any byte is written or returned, so a KMS outage leaves no
-partial object and becomes a clean error. Pure bucket and listing operations (create/delete
-bucket, ListObjects, ListParts, ListMultipartUploads, bucket configs) involve no key and
-no crypto: handlers call the ``Store`` for those directly (``AppContext.storage``).
+partial object and becomes a clean error. Every encrypted object gets an authenticated layout
+(`objects.layout`: size, ETag, part list bound under its key) when it is published, and every
+read (GET, HEAD, copy source) checks it right after opening the key, before the first byte.
+Pure bucket and listing operations (create/delete bucket, ListObjects, ListParts,
+ListMultipartUploads, bucket configs) involve no key and no crypto: handlers call the
+``Store`` for those directly (``AppContext.storage``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from sealstore.crypto import dare, keys
+from sealstore.crypto.keys import KeyMismatchError
+from sealstore.kms.base import KMSDecryptError
+from sealstore.objects import layout, sealing
 from sealstore.objects import metadata as md
-from sealstore.objects import sealing
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
     SSE_S3,
@@ -80,17 +85,20 @@ class NewObject:
 
 async def _fill(
     writer: ObjectWriter | PartWriter, key: bytes | None, source: AsyncIterable[bytes]
-) -> None:
-    """Stream ``source`` into ``writer``, as one DARE 2.0 stream under ``key`` when given.
+) -> dict[str, str]:
+    """Stream ``source`` into ``writer``, as one DARE 2.0 stream under ``key`` when given;
+    return the entry recording the stream's nonce ({} when unencrypted) for the layout.
 
     The backend batches the plaintext and runs the encryptor together with its file write
     (one worker-thread hop per ~1 MiB); AES never runs on the event loop.
     """
-    if key is not None:
-        writer.set_transform(dare.DareEncryptor(key))
+    encryptor = None if key is None else dare.DareEncryptor(key)
+    if encryptor is not None:
+        writer.set_transform(encryptor)
     async for chunk in source:
         if chunk:
             await writer.write(chunk)
+    return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
 
 
 async def _hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
@@ -178,7 +186,27 @@ class ObjectService:
             return None
         if self.kms is None:
             raise NotSupported("The object is encrypted but no KMS is configured on this server")
-        return await sealing.open_object_key(self.kms, meta.internal, meta.bucket, meta.key)
+        try:
+            return await sealing.open_object_key(self.kms, meta.internal, meta.bucket, meta.key)
+        except (KeyMismatchError, KMSDecryptError):
+            if not layout.legacy_empty(meta):
+                raise
+        # An empty legacy "dir/"-style object: nothing to substitute, the cleaned path may open.
+        return await sealing.open_object_key(
+            self.kms, meta.internal, meta.bucket, meta.key, exact=False
+        )
+
+    async def _open_verified(self, meta: ObjectMeta) -> bytes | None:
+        """`_open_key`, then the layout check (ObjectIntegrityError before any byte)."""
+        oek = await self._open_key(meta)
+        layout.require_layout(meta, oek)
+        return oek
+
+    async def verify(self, meta: ObjectMeta) -> layout.LayoutStatus:
+        """Open the key (KMS) and check the layout (HEAD; `admin verify`): raises like `open`,
+        else the verdict (``legacy`` for objects without a layout binding)."""
+        self.require_readable(meta)
+        return layout.require_layout(meta, await self._open_key(meta))
 
     @staticmethod
     def _new_meta(
@@ -193,7 +221,7 @@ class ObjectService:
         if oek is not None:
             internal[md.META_SEALED_ETAG] = sealing.seal_etag_hex(oek, md5_hex)
             internal[md.META_ACTUAL_SIZE] = str(size)
-        return ObjectMeta(
+        meta = ObjectMeta(
             bucket=bucket,
             key=key,
             size=size,
@@ -203,6 +231,9 @@ class ObjectService:
             headers=dict(attrs.headers),
             internal=internal,
         )
+        if oek is not None:
+            internal[layout.META_LAYOUT] = layout.seal_layout(meta, oek)
+        return meta
 
     # -- objects -----------------------------------------------------------------------
 
@@ -221,7 +252,7 @@ class ObjectService:
         writer = await self.store.new_writer(bucket, key)  # validates bucket + key before KMS
         async with writer:
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
-            await _fill(writer, oek, body)
+            internal.update(await _fill(writer, oek, body))
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
@@ -255,11 +286,11 @@ class ObjectService:
         writer = await self.store.new_writer(bucket, key)
         async with writer:
             choice = await self.decide(bucket, sse, inherit=_inherited(src))
-            src_oek = await self._open_key(src)
+            src_oek = await self._open_verified(src)
             dst_oek, internal = await self._new_key(bucket, key, choice)
             md5 = hashlib.md5(usedforsecurity=False)
             source = plaintext(self.store, src, src_oek, 0, src.size)
-            await _fill(writer, dst_oek, _hashed(source, md5))
+            internal.update(await _fill(writer, dst_oek, _hashed(source, md5)))
             meta = self._new_meta(
                 bucket, key, attrs, writer.accepted, md5.hexdigest(), dst_oek, internal
             )
@@ -277,11 +308,13 @@ class ObjectService:
     async def open(self, meta: ObjectMeta, offset: int, length: int) -> AsyncIterator[bytes]:
         """Authenticated plaintext ``[offset, offset+length)`` of the object ``meta``.
 
-        The key is opened (KMS) before this returns; decryption errors surface as DareError
-        from the iterator, from its first chunk on when the first package is bad.
+        The key is opened (KMS) and the layout checked (ObjectIntegrityError) before this
+        returns; decryption errors surface as DareError from the iterator, from its first
+        chunk on when the first package is bad. The iterator holds each part's last batch
+        back until that part's final package authenticated (`reading.decrypt_range`).
         """
         self.require_readable(meta)
-        return plaintext(self.store, meta, await self._open_key(meta), offset, length)
+        return plaintext(self.store, meta, await self._open_verified(meta), offset, length)
 
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; an absent key is not an error (S3 semantics)."""
@@ -327,10 +360,10 @@ class ObjectService:
         part_key = await self._part_key(upload, number)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
-            await _fill(writer, part_key, _bounded(body, max_size))
+            nonce = await _fill(writer, part_key, _bounded(body, max_size))
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
-            return await writer.commit(body.md5_hex, writer.accepted, {})
+            return await writer.commit(body.md5_hex, writer.accepted, nonce)
 
     async def copy_part(
         self, upload: UploadMeta, number: int, src: ObjectMeta, offset: int, length: int
@@ -338,22 +371,31 @@ class ObjectService:
         """Store part ``number`` from plaintext ``[offset, offset+length)`` of ``src``,
         decrypted under its own key and encrypted under the upload's part key."""
         _require_supported(src, "The source uses an encryption type this server lacks")
-        src_oek = await self._open_key(src)
+        src_oek = await self._open_verified(src)
         part_key = await self._part_key(upload, number)
         md5 = hashlib.md5(usedforsecurity=False)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
             source = plaintext(self.store, src, src_oek, offset, length)
-            await _fill(writer, part_key, _hashed(source, md5))
+            nonce = await _fill(writer, part_key, _hashed(source, md5))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            return await writer.commit(md5.hexdigest(), writer.accepted, {})
+            return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
 
     async def complete(self, upload: UploadMeta, parts: list[tuple[int, str]]) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts, with
-        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5)."""
+        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
+
+        An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
+        order) from the stored parts (`layout.bind_completion`) before the store publishes.
+        """
         etag = multipart_etag([e for _, e in parts])
-        meta = replace(upload.meta, etag=etag, parts=[], files=[])
+        meta = replace(
+            upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
+        )
+        oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
+        if oek is not None:
+            await layout.bind_completion(self.store, upload, parts, meta, oek)
         return await self.store.complete_upload(upload, list(parts), meta)
 
     async def abort(self, upload: UploadMeta) -> None:

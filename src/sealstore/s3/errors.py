@@ -340,6 +340,10 @@ ERROR_TABLE: dict[type[BaseException], Callable[[BaseException], S3Error]] = {
     st.InvalidPartOrder: _code("InvalidPartOrder"),
     st.EntityTooSmall: _code("EntityTooSmall"),
     st.StorageFull: _code("XMinioStorageFull"),
+    # A data file shorter than the index says, found when the files are opened: no byte sent.
+    st.DataCorrupted: lambda _exc: S3Error(
+        "XMinioObjectTampered", "The object's stored data is shorter than its index says."
+    ),
     # The storage message names the argument and its range ("part number must be ...").
     st.InvalidArgument: lambda exc: S3Error("InvalidArgument", str(exc) or None),
     st.InvalidBucketName: _bucket_name,

@@ -148,6 +148,14 @@ class ObjectChanged(StorageError):
 ObjectChanged.code = "PreconditionFailed"
 
 
+class DataCorrupted(StorageError):
+    """A data file disagrees with the index (e.g. shorter than indexed): changed at rest.
+    Raised before the first byte where the backend can tell (when it opens the files)."""
+
+
+DataCorrupted.code = "XMinioObjectTampered"
+
+
 class InvalidArgument(StorageError):
     """A request argument is out of range (e.g. a part number outside 1..10000)."""
 

@@ -1,7 +1,9 @@
 """FSBackend's read path: stored byte ranges across an object's data files, off the loop.
 
 All touched files are opened in one hop before the first byte is yielded (an open descriptor
-keeps the data readable through a concurrent replace or delete); then each chunk is read and,
+keeps the data readable through a concurrent replace or delete), and each is checked to be
+at least as long as the index says, so a data file truncated at rest is a `DataCorrupted`
+error before anything is sent rather than a cut stream; then each chunk is read and,
 when the caller gives a transform (an encrypted GET's DARE decryptor), transformed in the same
 storage-thread call: one thread hop per chunk instead of one to read and one to decrypt.
 """
@@ -12,7 +14,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from sealstore.storage.base import NoSuchKey, ObjectMeta, StorageError
+from sealstore.storage.base import DataCorrupted, NoSuchKey, ObjectMeta, StorageError
 from sealstore.storage.contract import Buffer, ReadTransform
 from sealstore.storage.files import Layout, open_blobs
 
@@ -35,9 +37,25 @@ def _pread(fd: int, size: int, pos: int, transform: ReadTransform | None) -> tup
     return len(data), transform(data)
 
 
+def _open_checked(layout: Layout, file_ids: list[str], sizes: list[int]) -> list[int]:
+    """Storage thread: open the files (all or none) and check each holds ``sizes`` bytes."""
+    fds = open_blobs(layout, file_ids)
+    for fd, size in zip(fds, sizes, strict=True):
+        have = os.fstat(fd).st_size
+        if have < size:
+            for opened in fds:
+                os.close(opened)
+            raise DataCorrupted(f"data file holds {have} bytes, the index says {size}")
+    return fds
+
+
+def _stored_sizes(meta: ObjectMeta) -> list[int]:
+    return [p.stored_size for p in meta.parts] if meta.parts else [meta.stored_size]
+
+
 def segments(meta: ObjectMeta, offset: int, length: int | None) -> list[tuple[int, int, int]]:
     """(file index, offset in file, byte count) for the requested stored range."""
-    sizes = [p.stored_size for p in meta.parts] if meta.parts else [meta.stored_size]
+    sizes = _stored_sizes(meta)
     if len(sizes) != len(meta.files):
         raise StorageError(
             f"object {meta.bucket}/{meta.key}: {len(meta.files)} data files for {len(sizes)} parts"
@@ -70,7 +88,10 @@ async def read_stored(
         return
     wanted = sorted({i for i, _, _ in wanted_segments})
     try:
-        opened = await run(open_blobs, layout, [meta.files[i] for i in wanted])
+        sizes = _stored_sizes(meta)
+        opened = await run(
+            _open_checked, layout, [meta.files[i] for i in wanted], [sizes[i] for i in wanted]
+        )
     except FileNotFoundError:
         raise NoSuchKey(meta.key) from None
     fds = dict(zip(wanted, opened, strict=True))

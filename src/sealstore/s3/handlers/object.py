@@ -132,6 +132,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
         resp.headers["Content-Range"] = f"bytes {rng.start}-{end}/{meta.size}"
     resp.content_length = rng.length
     if head:
+        await objects.verify(meta)  # the key opens and the layout holds, as for a GET
         return await req.start_stream(resp)
     await _send(req, resp, await objects.open(meta, rng.start, rng.length))
     return resp
@@ -143,7 +144,8 @@ async def get_object(req: S3Request) -> web.StreamResponse:
 
 
 async def head_object(req: S3Request) -> web.StreamResponse:
-    """HEAD /bucket/key: the GET headers without a body (no KMS call needed)."""
+    """HEAD /bucket/key: the GET headers without a body, after the same key and layout
+    checks as a GET (one KMS decrypt for an encrypted object)."""
     return await _get_or_head(req, head=True)
 
 
