@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +240,31 @@ def test_part_rolled_back_to_an_earlier_upload_is_refused(server: ServerProcess)
         s3.get_object(Bucket=BUCKET, Key=key)
     assert got.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     assert got.value.response["Error"]["Code"] == "XMinioObjectTampered"
+
+
+def test_admin_verify_lists_the_tampered_objects(server: ServerProcess) -> None:
+    """`sealstore admin verify` (metadata only, no --deep) runs the same layout check as a GET:
+    every object an earlier test tampered with is listed, the untouched ones are not, and the
+    exit status is 1. Runs last in this module, over what the tests above left behind."""
+    s3 = server.client()
+    s3.put_object(Bucket=BUCKET, Key="verify-clean", Body=b"clean")
+    env = base_env(MINIO_SSE_MASTER_KEY=MASTER_KEY)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sealstore", "admin", "verify", str(server.data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, (proc.stdout[-2000:], proc.stderr[-2000:])
+    (summary,) = [
+        doc
+        for doc in (json.loads(line) for line in proc.stdout.splitlines() if line.strip())
+        if doc.get("event") == "summary"
+    ]
+    failed = {f["key"]: f["error"] for f in summary["failures"]}
+    for key in ("mp-drop", "mp-order", "cut"):
+        assert key in failed and "layout" in failed[key], (key, failed)
+    assert "verify-clean" not in failed and "mp-ok" not in failed
+    assert summary["layout"].get("verified", 0) >= 2

@@ -3,11 +3,11 @@
 For every object and pending upload: the sealed key must unseal (one KMS decrypt, exactly
 what a GET does). With ``--deep`` every byte is also decrypted (authenticated DARE packages)
 and the plaintext MD5s compared with the stored ETags (whole object, or each multipart part)
-and the sealed ETag; the authenticated-layout check of the `integrity` work plugs in at
-`sealstore.objects.maintenance.LAYOUT_CHECK` (reported as ``layout`` counts; ``skipped``
-until it is there). Nothing is written. The summary lists every failing object and counts
-objects per KMS key version, which is how an operator proves that old transit versions are
-unused before raising ``min_decryption_version``. Exit status 1 when anything failed.
+and the sealed ETag; every opened key is also checked against its authenticated layout entry
+(`objects/layout.py`, reported as ``layout`` counts: verified, legacy, unencrypted).
+Nothing is written. The summary lists every failing object and counts objects per KMS key
+version, which is how an operator proves that old transit versions are unused before raising
+``min_decryption_version``. Exit status 1 when anything failed.
 """
 
 from __future__ import annotations

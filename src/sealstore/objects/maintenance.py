@@ -10,16 +10,15 @@ operation is safe against live traffic:
   compare-and-swap `update_internal`: a client PUT that replaced the object meanwhile wins,
   and readers see the old ciphertext (still decryptable) or the new one, never a mix.
 * `check_object` opens the key under the current KMS and, when deep, decrypts every byte and
-  compares the plaintext MD5s with the stored ETags and the sealed ETag. When the tree has the
-  authenticated object layout (`objects/layout.py`), every opened key also checks the layout
-  entry (legacy objects without one are counted as ``legacy``, not failed).
+  compares the plaintext MD5s with the stored ETags and the sealed ETag. Every opened key also
+  checks the authenticated layout entry (`objects/layout.py`); legacy objects without one are
+  counted as ``legacy``, not failed.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 from sealstore.crypto import dare, keys
 from sealstore.kms.base import KMSError, RewrappingKMS
 from sealstore.kms.vault import ciphertext_version
+from sealstore.objects import layout as layout_binding
 from sealstore.objects import metadata as md
 from sealstore.objects import sealing
 from sealstore.objects.reading import decrypt_range
@@ -41,29 +41,17 @@ class LayoutMismatch(Exception):
     """The authenticated layout entry disagrees with the index (raised by `LAYOUT_CHECK`)."""
 
 
-def _layout_check() -> Callable[[ObjectMeta, bytes], str] | None:
-    """The authenticated-layout check of `sealstore.objects.layout` (the `integrity` work),
-    adapted to ``(meta, oek) -> "verified" | "legacy" | ...`` raising `LayoutMismatch`; None
-    while that module is not part of this tree (verify then reports ``layout: skipped``)."""
-    try:
-        layout = importlib.import_module("sealstore.objects.layout")
-    except ImportError:
-        return None
-    verify_layout = getattr(layout, "verify_layout", None)
-    if verify_layout is None:
-        return None
-
-    def check(meta: ObjectMeta, oek: bytes) -> str:
-        status = verify_layout(meta, oek)
-        if not status.readable:
-            raise LayoutMismatch(status.reason or status.state.value)
-        return str(status.state.value)
-
-    return check
+def _layout_check(meta: ObjectMeta, oek: bytes) -> str:
+    """`layout.verify_layout` as ``(meta, oek) -> "verified" | "legacy" | "unencrypted"``,
+    raising `LayoutMismatch` for an object the server would refuse to serve."""
+    status = layout_binding.verify_layout(meta, oek)
+    if not status.readable:
+        raise LayoutMismatch(status.reason or status.state.value)
+    return str(status.state.value)
 
 
 # The hook `check_object` calls with every opened object key; tests may replace it.
-LAYOUT_CHECK: Callable[[ObjectMeta, bytes], str] | None = _layout_check()
+LAYOUT_CHECK: Callable[[ObjectMeta, bytes], str] | None = _layout_check
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,11 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "The specified multipart upload does not exist. The upload ID may be invalid, or the "
         "upload may have been aborted or completed.",
     ),
+    "ConditionalRequestConflict": (
+        409,
+        "The conditional request cannot succeed due to a conflicting operation against this "
+        "resource.",
+    ),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotImplemented": (
         501,
@@ -340,6 +345,8 @@ ERROR_TABLE: dict[type[BaseException], Callable[[BaseException], S3Error]] = {
     st.InvalidPartOrder: _code("InvalidPartOrder"),
     st.EntityTooSmall: _code("EntityTooSmall"),
     st.StorageFull: _code("XMinioStorageFull"),
+    # A metadata-only compare-and-swap lost to a concurrent write (admin tools re-read).
+    st.ObjectChanged: _code("ConditionalRequestConflict"),
     # A data file shorter than the index says, found when the files are opened: no byte sent.
     st.DataCorrupted: lambda _exc: S3Error(
         "XMinioObjectTampered", "The object's stored data is shorter than its index says."

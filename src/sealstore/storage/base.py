@@ -145,7 +145,7 @@ class ObjectChanged(StorageError):
     replaced, deleted or updated meanwhile. Nothing was changed; re-read and decide again."""
 
 
-ObjectChanged.code = "PreconditionFailed"
+ObjectChanged.code = "ConditionalRequestConflict"
 
 
 class DataCorrupted(StorageError):
