@@ -56,7 +56,17 @@ ENV_DOC: dict[str, str] = {
         "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
         "read objects work during a KMS outage)"
     ),
+    # --- TLS and admin token (issue 8 items 9, 10) ---
+    "SEALSTORE_TLS_CERT_FILE": (
+        "PEM certificate chain: serve HTTPS (TLS 1.2+) with it; reloaded on SIGHUP"
+    ),
+    "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
+    "SEALSTORE_METRICS_TOKEN_FILE": (
+        "file holding the bearer token for /minio/v2/metrics/cluster and detailed readiness "
+        "(at least 16 characters)"
+    ),
 }
+MIN_METRICS_TOKEN = 16
 MAX_KMS_CACHE_TTL = 3600.0
 
 _VAULT_REQUIRED = (
@@ -116,6 +126,15 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     auto_encryption: bool = False
     kms_cache_ttl: float = 0.0
+    # --- TLS and admin token (issue 8 items 9, 10) ---
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """True when the server speaks HTTPS (certificate and key configured)."""
+        return self.tls_cert_file is not None
 
     @property
     def kms_kind(self) -> str | None:
@@ -140,6 +159,8 @@ class Settings:
         if self.master_key is not None:
             out.append(self.master_key)
             out.append(self.master_key.split(":", 1)[-1])
+        if self.metrics_token is not None:
+            out.append(self.metrics_token)
         return [s for s in out if s]
 
     @classmethod
@@ -201,6 +222,9 @@ class Settings:
 
         kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
 
+        tls_cert, tls_key = _tls_files(env)
+        metrics_token = _metrics_token(env)
+
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
         return cls(
@@ -217,6 +241,9 @@ class Settings:
             master_key=master_key,
             auto_encryption=auto,
             kms_cache_ttl=kms_cache_ttl,
+            tls_cert_file=tls_cert,
+            tls_key_file=tls_key,
+            metrics_token=metrics_token,
         )
 
 
@@ -369,3 +396,44 @@ def _master_key(env: Mapping[str, str]) -> str | None:
         # The parser's messages never include the key material itself.
         raise ConfigError(f"{source}: {exc}") from None
     return value
+
+
+# --- TLS and admin token (issue 8 items 9, 10) ---
+
+
+def _tls_files(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """SEALSTORE_TLS_CERT_FILE + SEALSTORE_TLS_KEY_FILE: both or neither, both readable.
+
+    Whether they form a usable pair is checked by ``sealstore.tls.load_context`` at start-up
+    (cli.py), with OpenSSL's reason in the one-line error.
+    """
+    cert = env.get("SEALSTORE_TLS_CERT_FILE")
+    key = env.get("SEALSTORE_TLS_KEY_FILE")
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        missing = "SEALSTORE_TLS_CERT_FILE" if cert is None else "SEALSTORE_TLS_KEY_FILE"
+        raise ConfigError(f"HTTPS needs both certificate and key: {missing} is not set")
+    for name, path in (("SEALSTORE_TLS_CERT_FILE", cert), ("SEALSTORE_TLS_KEY_FILE", key)):
+        if not os.access(path, os.R_OK) or not os.path.isfile(path):
+            raise ConfigError(f"{name} {path!r} is not a readable file")
+    return Path(cert), Path(key)
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    """SEALSTORE_METRICS_TOKEN_FILE: the admin bearer token, read from a file (never argv or
+    the environment itself, so it shows up neither in ``ps`` nor in ``/proc/<pid>/environ``)."""
+    name = "SEALSTORE_METRICS_TOKEN_FILE"
+    path = env.get(name)
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{name} {path!r} cannot be read: {reason}") from None
+    if len(token) < MIN_METRICS_TOKEN or any(c.isspace() for c in token):
+        raise ConfigError(
+            f"{name} must hold one token of at least {MIN_METRICS_TOKEN} characters without spaces"
+        )
+    return token
