@@ -92,6 +92,7 @@ def test_https_round_trip_verified_against_the_ca(https_server: ServerProcess) -
     assert status != 200
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_below_1_2_is_refused(https_server: ServerProcess) -> None:
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(cafile=str(https_server.tls.ca_file))  # type: ignore[union-attr]
@@ -110,7 +111,7 @@ def test_tls_below_1_2_is_refused(https_server: ServerProcess) -> None:
 
 def _reloads(srv: ServerProcess) -> set[int]:
     return {
-        int(r["pid"]) for r in srv.log_records() if r.get("message") == "tls certificate reloaded"
+        int(r["pid"]) for r in srv.log_records() if r.get("msg") == "tls certificate reloaded"
     }
 
 
@@ -172,7 +173,7 @@ def test_a_broken_reload_keeps_the_previous_certificate(https_server: ServerProc
     deadline = time.monotonic() + 20
     failed: list[dict[str, object]] = []
     while len(failed) < 2 and time.monotonic() < deadline:
-        failed = [r for r in srv.log_records() if "reload failed" in str(r.get("message"))]
+        failed = [r for r in srv.log_records() if "reload failed" in str(r.get("msg"))]
         time.sleep(0.1)
     assert len(failed) == 2
     assert _peer_cert(srv.port, tls.client_context())[0] == before
