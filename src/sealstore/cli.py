@@ -184,7 +184,7 @@ def serve(settings: Settings) -> int:
             "workers": settings.workers,
             "kms": settings.kms_kind or "none",
             "auto_encryption": settings.auto_encryption,
-            "tls": settings.tls,
+            "tls": settings.tls_cert_file is not None,
             "version": _version(),
         },
     )

@@ -57,16 +57,10 @@ ENV_DOC: dict[str, str] = {
         "read objects work during a KMS outage)"
     ),
     # --- TLS and admin token (issue 8 items 9, 10) ---
-    "SEALSTORE_TLS_CERT_FILE": (
-        "PEM certificate chain: serve HTTPS (TLS 1.2+) with it; reloaded on SIGHUP"
-    ),
+    "SEALSTORE_TLS_CERT_FILE": "PEM certificate chain: serve HTTPS (TLS 1.2+); SIGHUP reloads it",
     "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
-    "SEALSTORE_METRICS_TOKEN_FILE": (
-        "file holding the bearer token for /minio/v2/metrics/cluster and detailed readiness "
-        "(at least 16 characters)"
-    ),
+    "SEALSTORE_METRICS_TOKEN_FILE": "file with the bearer token for metrics and readiness detail",
 }
-MIN_METRICS_TOKEN = 16
 MAX_KMS_CACHE_TTL = 3600.0
 
 _VAULT_REQUIRED = (
@@ -130,11 +124,6 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     metrics_token: str | None = field(default=None, repr=False)
-
-    @property
-    def tls(self) -> bool:
-        """True when the server speaks HTTPS (certificate and key configured)."""
-        return self.tls_cert_file is not None
 
     @property
     def kms_kind(self) -> str | None:
@@ -222,8 +211,7 @@ class Settings:
 
         kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
 
-        tls_cert, tls_key = _tls_files(env)
-        metrics_token = _metrics_token(env)
+        tls_cert, tls_key, metrics_token = _tls_and_token(env)
 
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
@@ -245,6 +233,16 @@ class Settings:
             tls_key_file=tls_key,
             metrics_token=metrics_token,
         )
+
+
+def _tls_and_token(env: Mapping[str, str]) -> tuple[Path | None, Path | None, str | None]:
+    """The HTTPS pair and the admin token (rules in ``config_files``, messages kept as-is)."""
+    from sealstore.config_files import metrics_token, tls_files
+
+    try:
+        return (*tls_files(env), metrics_token(env))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _arg(args: Any, name: str) -> Any:
@@ -396,44 +394,3 @@ def _master_key(env: Mapping[str, str]) -> str | None:
         # The parser's messages never include the key material itself.
         raise ConfigError(f"{source}: {exc}") from None
     return value
-
-
-# --- TLS and admin token (issue 8 items 9, 10) ---
-
-
-def _tls_files(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
-    """SEALSTORE_TLS_CERT_FILE + SEALSTORE_TLS_KEY_FILE: both or neither, both readable.
-
-    Whether they form a usable pair is checked by ``sealstore.tls.load_context`` at start-up
-    (cli.py), with OpenSSL's reason in the one-line error.
-    """
-    cert = env.get("SEALSTORE_TLS_CERT_FILE")
-    key = env.get("SEALSTORE_TLS_KEY_FILE")
-    if cert is None and key is None:
-        return None, None
-    if cert is None or key is None:
-        missing = "SEALSTORE_TLS_CERT_FILE" if cert is None else "SEALSTORE_TLS_KEY_FILE"
-        raise ConfigError(f"HTTPS needs both certificate and key: {missing} is not set")
-    for name, path in (("SEALSTORE_TLS_CERT_FILE", cert), ("SEALSTORE_TLS_KEY_FILE", key)):
-        if not os.access(path, os.R_OK) or not os.path.isfile(path):
-            raise ConfigError(f"{name} {path!r} is not a readable file")
-    return Path(cert), Path(key)
-
-
-def _metrics_token(env: Mapping[str, str]) -> str | None:
-    """SEALSTORE_METRICS_TOKEN_FILE: the admin bearer token, read from a file (never argv or
-    the environment itself, so it shows up neither in ``ps`` nor in ``/proc/<pid>/environ``)."""
-    name = "SEALSTORE_METRICS_TOKEN_FILE"
-    path = env.get(name)
-    if path is None:
-        return None
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"{name} {path!r} cannot be read: {reason}") from None
-    if len(token) < MIN_METRICS_TOKEN or any(c.isspace() for c in token):
-        raise ConfigError(
-            f"{name} must hold one token of at least {MIN_METRICS_TOKEN} characters without spaces"
-        )
-    return token

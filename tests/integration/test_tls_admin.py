@@ -110,9 +110,7 @@ def test_tls_below_1_2_is_refused(https_server: ServerProcess) -> None:
 
 
 def _reloads(srv: ServerProcess) -> set[int]:
-    return {
-        int(r["pid"]) for r in srv.log_records() if r.get("msg") == "tls certificate reloaded"
-    }
+    return {int(r["pid"]) for r in srv.log_records() if r.get("msg") == "tls certificate reloaded"}
 
 
 def test_sighup_swaps_the_certificate_and_keeps_in_flight_requests(

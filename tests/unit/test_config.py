@@ -227,9 +227,9 @@ def test_tls_files_both_or_neither(tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("cert")
     key.write_text("key")
-    assert settings().tls is False
+    assert settings().tls_cert_file is None
     s = settings(SEALSTORE_TLS_CERT_FILE=str(cert), SEALSTORE_TLS_KEY_FILE=str(key))
-    assert s.tls and (s.tls_cert_file, s.tls_key_file) == (cert, key)
+    assert (s.tls_cert_file, s.tls_key_file) == (cert, key)
     msg = error_of({**BASE, "SEALSTORE_TLS_CERT_FILE": str(cert)})
     assert "SEALSTORE_TLS_KEY_FILE is not set" in msg
     msg = error_of({**BASE, "SEALSTORE_TLS_KEY_FILE": str(key)})
