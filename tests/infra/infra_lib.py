@@ -41,8 +41,8 @@ MIN_SECRET_LEN = 16
 _SECRET_KEY_RE = re.compile(r"token|key|secret|password|unseal", re.IGNORECASE)
 # JSON keys that name public facts even though they match the pattern above.
 _PUBLIC_KEYS = {"unseal_threshold", "key_id", "key_name", "kms_key_id"}
-# EnvironmentFile variables that carry secrets.
-_SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|MASTER_KEY|TOKEN", re.IGNORECASE)
+# EnvironmentFile variables that carry secrets (``*_FILE`` ones name a path, not a secret).
+_SECRET_ENV_RE = re.compile(r"^(?!.*_FILE$).*(SECRET|PASSWORD|MASTER_KEY|TOKEN)", re.IGNORECASE)
 
 
 def inventory_source() -> Path | None:
