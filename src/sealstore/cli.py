@@ -251,6 +251,8 @@ def _install_tls(app: Any, settings: Settings) -> Any:
 
     async def start(_app: object) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+        if reloader.changed_since_load():  # a SIGHUP during start-up was ignored
+            on_sighup()
 
     async def stop(_app: object) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)

@@ -54,10 +54,28 @@ class CertificateReloader:
         self.cert_file = cert_file
         self.key_file = key_file
         self._log = logger
+        self._stamp = self._files_stamp()
         self.listening = load_context(cert_file, key_file)
         self.listening.sni_callback = self._select
         self._current = self.listening
         self.reloads = 0
+
+    def _files_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        stamps = []
+        for path in (self.cert_file, self.key_file):
+            try:
+                st = path.stat()
+            except OSError:
+                stamps.append((0, 0, 0))
+                continue
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stamps)
+
+    def changed_since_load(self) -> bool:
+        """True when the files differ from what was last loaded. A SIGHUP that reaches a worker
+        before its handler is installed is lost; the worker calls this once the handler is in
+        place and reloads, so no worker keeps an old certificate after a rotation."""
+        return self._files_stamp() != self._stamp
 
     def _select(self, sslobj: ssl.SSLObject, _server_name: str | None, ctx: ssl.SSLContext) -> None:
         """OpenSSL calls this early in every handshake (also without SNI): use the newest."""
@@ -66,6 +84,7 @@ class CertificateReloader:
             sslobj.context = current
 
     def _load(self) -> tuple[ssl.SSLContext, str]:
+        self._stamp = self._files_stamp()
         return load_context(self.cert_file, self.key_file), fingerprint(self.cert_file)
 
     async def reload(self) -> bool:

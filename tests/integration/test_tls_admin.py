@@ -49,6 +49,20 @@ def https_server(tmp_path: Path, tls: ServerTLS) -> Iterator[ServerProcess]:
     srv = ServerProcess(tmp_path / "data", env, tmp_path / "server.log", tls=tls, workers=2)
     srv.start()
     srv.wait_ready()
+    deadline = time.monotonic() + 30  # both workers serving, so both get the SIGHUPs below
+    while time.monotonic() < deadline:
+        if (
+            len(
+                {
+                    r.get("pid")
+                    for r in srv.log_records()
+                    if r.get("msg") == "sealstore ready to serve"
+                }
+            )
+            == 2
+        ):
+            break
+        time.sleep(0.1)
     try:
         yield srv
     finally:
