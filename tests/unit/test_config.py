@@ -197,6 +197,9 @@ def test_help_documents_every_variable() -> None:
         "SEALSTORE_WORKERS",
         "SEALSTORE_LOG_LEVEL",
         "SEALSTORE_LOG_FORMAT",
+        "SEALSTORE_TLS_CERT_FILE",
+        "SEALSTORE_TLS_KEY_FILE",
+        "SEALSTORE_METRICS_TOKEN_FILE",
     ):
         assert name in text, name
 
