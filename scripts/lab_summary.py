@@ -32,6 +32,13 @@ def role_default(role: str, var: str) -> Any:
     return value
 
 
+def tls_enabled(inventory: Path) -> bool:
+    """storage_server_tls_enabled as the lab inventory sets it (the role default is true)."""
+    path = inventory / "group_vars" / "all.yml"
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return bool((data or {}).get("storage_server_tls_enabled", True))
+
+
 def docker_exec(host: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["docker", "exec", host, *argv], capture_output=True, text=True, check=False, timeout=600
@@ -67,7 +74,8 @@ def main() -> int:
     scanner = f"{role_default('storage_server', 'storage_server_prefix')}/venv/bin/sealstore-client"
     client = f"{role_default('sse_client', 'sse_client_prefix')}/venv/bin/sealstore-client"
     client_env = role_default("sse_client", "sse_client_env_file")
-    endpoint = f"http://{STORAGE}:{port}"
+    scheme = "https" if tls_enabled(Path(args.inventory)) else "http"
+    endpoint = f"{scheme}://{STORAGE}:{port}"
 
     rt = docker_exec(
         CLIENT, client, "roundtrip", "--endpoint", endpoint, "--env-file", client_env,
@@ -102,7 +110,17 @@ def main() -> int:
             f"{rel(secrets_dir)}/sse-master-key (0600)"
         )
     rows = [
-        ("S3 endpoint", f"http://{container_ip(STORAGE)}:{port} (here), {endpoint} (in the lab)"),
+        (
+            "S3 endpoint",
+            f"{scheme}://{container_ip(STORAGE)}:{port} (here), {endpoint} (in the lab)",
+        ),
+        (
+            "TLS",
+            f"CA {rel(secrets_dir)}/pki/ca.pem (on {CLIENT}: AWS_CA_BUNDLE in {client_env}); "
+            "metrics token: " + f"{rel(secrets_dir)}/metrics-token.txt (0600)"
+            if scheme == "https"
+            else "off (plain HTTP, storage_server_tls_enabled: false)",
+        ),
         ("credentials", f"{rel(secrets_dir)}/s3-credentials.json (0600); {client_env} on {CLIENT}"),
         ("KMS", kms),
         (

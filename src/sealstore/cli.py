@@ -3,7 +3,11 @@
 ``sealstore server DATA_DIR`` is shaped like ``minio server ~/export``. With ``--workers N``
 the parent binds the listening socket once, forks N workers that all accept on it, forwards
 SIGTERM/SIGINT to them and restarts a worker that dies unexpectedly. Secrets only ever come
-from the environment, never from argv, so they never show up in ``ps``.
+from the environment or files, never from argv, so they never show up in ``ps``.
+
+With ``SEALSTORE_TLS_CERT_FILE``/``SEALSTORE_TLS_KEY_FILE`` every worker serves HTTPS; SIGHUP
+(to the parent, forwarded to each worker) reloads the certificate without dropping a
+connection (``sealstore.tls``). A pair that does not load is a configuration error at start.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sealstore.config import ENV_DOC, ConfigError, Settings
 
@@ -84,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ, args)
         _check_data_dir(settings.data_dir)
+        _check_tls(settings)
     except ConfigError as exc:
         print(f"sealstore: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -130,6 +136,23 @@ def _check_data_dir(data_dir: Path | None) -> None:
         raise ConfigError(f"DATA_DIR {str(data_dir)!r} is not writable")
 
 
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate pair once before binding, so a bad pair is one line, exit 2."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    import ssl
+
+    from sealstore.tls import load_context
+
+    try:
+        load_context(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            "SEALSTORE_TLS_CERT_FILE/SEALSTORE_TLS_KEY_FILE cannot be loaded as a certificate "
+            f"and matching key: {getattr(exc, 'reason', None) or exc}"
+        ) from None
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind and listen once in the parent; workers inherit the socket across fork."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -166,9 +189,13 @@ def serve(settings: Settings) -> int:
             "workers": settings.workers,
             "kms": settings.kms_kind or "none",
             "auto_encryption": settings.auto_encryption,
+            "tls": settings.tls_cert_file is not None,
             "version": _version(),
         },
     )
+    # SIGHUP only reloads certificates: never let it terminate a process (the default) in the
+    # moment before a worker's event loop installs its handler.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if settings.workers == 1:
         return run_worker(settings, sock)
     return _supervise(settings, sock)
@@ -190,10 +217,12 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
     from sealstore.storage import StorageError
 
     app = build_app(settings)
+    ssl_context = _install_tls(app, settings)
     try:
         web.run_app(
             app,
             sock=sock,
+            ssl_context=ssl_context,
             print=None,
             access_log=None,
             handle_signals=True,
@@ -206,6 +235,36 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
         _storage_failure(exc)
         return EXIT_CONFIG
     return 0
+
+
+def _install_tls(app: Any, settings: Settings) -> Any:
+    """The listening SSLContext (None for plain HTTP); SIGHUP reloads it in this worker."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    import asyncio
+
+    from sealstore.log import get_logger
+    from sealstore.tls import CertificateReloader
+
+    reloader = CertificateReloader(settings.tls_cert_file, settings.tls_key_file, get_logger())
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.get_running_loop().create_task(reloader.reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def start(_app: object) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+        if reloader.changed_since_load():  # a SIGHUP during start-up was ignored
+            on_sighup()
+
+    async def stop(_app: object) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return reloader.listening
 
 
 def _supervise(settings: Settings, sock: socket.socket) -> int:
@@ -222,12 +281,18 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
         if pid == 0:  # child
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its event loop takes it over
             code = 1
             try:
                 code = run_worker(settings, sock)
             finally:
                 os._exit(code)
         children[pid] = slot
+
+    def reload(_signum: int, _frame: object) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -238,6 +303,7 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     for slot in range(settings.workers):
         spawn(slot)
     last_restart = 0.0

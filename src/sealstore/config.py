@@ -64,6 +64,10 @@ ENV_DOC: dict[str, str] = {
         f"seconds an upload may send no body data before it is answered RequestTimeout and "
         f"its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})"
     ),
+    # --- TLS and admin token (issue 8 items 9, 10) ---
+    "SEALSTORE_TLS_CERT_FILE": "PEM certificate chain: serve HTTPS (TLS 1.2+); SIGHUP reloads it",
+    "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
+    "SEALSTORE_METRICS_TOKEN_FILE": "file with the bearer token for metrics and readiness detail",
 }
 MAX_KMS_CACHE_TTL = 3600.0
 
@@ -126,6 +130,10 @@ class Settings:
     kms_cache_ttl: float = 0.0
     # --- request body idle timeout (issue 8, item 7)
     body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
+    # --- TLS and admin token (issue 8 items 9, 10) ---
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def kms_kind(self) -> str | None:
@@ -150,6 +158,8 @@ class Settings:
         if self.master_key is not None:
             out.append(self.master_key)
             out.append(self.master_key.split(":", 1)[-1])
+        if self.metrics_token is not None:
+            out.append(self.metrics_token)
         return [s for s in out if s]
 
     @classmethod
@@ -213,6 +223,8 @@ class Settings:
         # --- request body idle timeout (issue 8, item 7)
         body_idle_timeout = _parse_body_idle_timeout(env.get("SEALSTORE_BODY_IDLE_TIMEOUT"))
 
+        tls_cert, tls_key, metrics_token = _tls_and_token(env)
+
         data_dir_raw = _arg(args, "data_dir")
         data_dir = Path(data_dir_raw) if data_dir_raw else None
         return cls(
@@ -230,7 +242,20 @@ class Settings:
             auto_encryption=auto,
             kms_cache_ttl=kms_cache_ttl,
             body_idle_timeout=body_idle_timeout,
+            tls_cert_file=tls_cert,
+            tls_key_file=tls_key,
+            metrics_token=metrics_token,
         )
+
+
+def _tls_and_token(env: Mapping[str, str]) -> tuple[Path | None, Path | None, str | None]:
+    """The HTTPS pair and the admin token (rules in ``config_files``, messages kept as-is)."""
+    from sealstore.config_files import metrics_token, tls_files
+
+    try:
+        return (*tls_files(env), metrics_token(env))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _arg(args: Any, name: str) -> Any:

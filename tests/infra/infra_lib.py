@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import re
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -40,8 +41,8 @@ MIN_SECRET_LEN = 16
 _SECRET_KEY_RE = re.compile(r"token|key|secret|password|unseal", re.IGNORECASE)
 # JSON keys that name public facts even though they match the pattern above.
 _PUBLIC_KEYS = {"unseal_threshold", "key_id", "key_name", "kms_key_id"}
-# EnvironmentFile variables that carry secrets.
-_SECRET_ENV_RE = re.compile(r"SECRET|PASSWORD|MASTER_KEY|TOKEN", re.IGNORECASE)
+# EnvironmentFile variables that carry secrets (``*_FILE`` ones name a path, not a secret).
+_SECRET_ENV_RE = re.compile(r"^(?!.*_FILE$).*(SECRET|PASSWORD|MASTER_KEY|TOKEN)", re.IGNORECASE)
 
 
 def inventory_source() -> Path | None:
@@ -238,6 +239,32 @@ class Deployment:
         assert content.rc == 0, content.stderr
         return parse_env(content.stdout)
 
+    # ---- the S3 endpoint: HTTPS unless the inventory chose plain HTTP (issue 8 item 10) ----
+    def storage_tls(self, storage_host: str) -> bool:
+        return bool(self.setting("storage_server_tls_enabled", storage_host))
+
+    def storage_url(self, storage_host: str, address: str | None = None) -> str:
+        """``https://HOST:PORT`` (or ``http://`` where the inventory turned TLS off). With
+        ``address`` (an IP), the name still goes in the URL, so SNI and certificate checks use
+        it, and ``pin_address`` makes this process connect to ``address``."""
+        scheme = "https" if self.storage_tls(storage_host) else "http"
+        port = self.setting("storage_server_port", storage_host)
+        if address is not None:
+            pin_address(storage_host, address)
+        return f"{scheme}://{storage_host}:{port}"
+
+    def storage_ca_file(self, storage_host: str) -> str | bool:
+        """The controller's CA file of the storage certificates (``verify=`` for boto3), or
+        True (system trust) for a plain-HTTP endpoint where it does not matter."""
+        if not self.storage_tls(storage_host):
+            return True
+        return str(Path(str(self.setting("storage_server_tls_ca_dir", storage_host))) / "ca.pem")
+
+    def metrics_token(self, storage_host: str) -> str:
+        """The admin bearer token, as the storage host has it (the file the unit reads)."""
+        path = self.storage_env(storage_host)["SEALSTORE_METRICS_TOKEN_FILE"]
+        return str(self.host(storage_host).check_output("cat %s", path)).strip()
+
     def secret_values(self) -> set[str]:
         """Every secret this deployment holds: controller custody files plus hosts' env files."""
         found: set[str] = set()
@@ -250,6 +277,23 @@ class Deployment:
                 if _SECRET_ENV_RE.search(key):
                     found |= _with_parts(value)
         return {s for s in found if len(s) >= MIN_SECRET_LEN}
+
+
+_PINNED: dict[str, str] = {}
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _pinned_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    return _real_getaddrinfo(
+        _PINNED.get(host, host) if isinstance(host, str) else host, *args, **kwargs
+    )
+
+
+def pin_address(name: str, address: str) -> None:
+    """Resolve ``name`` to ``address`` in this test process: containers have no DNS entry on
+    the controller, and their certificates name the host, not the container IP."""
+    _PINNED[name] = address
+    socket.getaddrinfo = _pinned_getaddrinfo
 
 
 def _with_parts(value: str) -> set[str]:

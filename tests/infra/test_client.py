@@ -28,11 +28,10 @@ def roundtrips(dep: Deployment) -> list[tuple[str, str, dict[str, Any]]]:
     for client in dep.client_hosts:
         h = dep.host(client)
         for storage in dep.storage_hosts:
-            port = dep.setting("storage_server_port", storage)
             out = h.run(
                 "%s roundtrip --endpoint %s --env-file %s --modes %s --range-checks --keep --json",
                 _client_bin(dep, client, "sse_client_prefix"),
-                f"http://{storage}:{port}",
+                dep.storage_url(storage),
                 str(dep.setting("sse_client_env_file", client)),
                 ",".join(MODES),
             )

@@ -52,10 +52,10 @@ def storage(dep: Deployment) -> str:
 @pytest.fixture(scope="module")
 def s3(dep: Deployment, storage: str) -> Any:
     env = dep.storage_env(storage)
-    port = dep.setting("storage_server_port", storage)
     return boto3.client(
         "s3",
-        endpoint_url=f"http://{dep.address(storage)}:{port}",
+        endpoint_url=dep.storage_url(storage, dep.address(storage)),
+        verify=dep.storage_ca_file(storage),
         aws_access_key_id=env["MINIO_ROOT_USER"],
         aws_secret_access_key=env["MINIO_ROOT_PASSWORD"],
         region_name=env.get("MINIO_REGION", "us-east-1"),
@@ -92,10 +92,14 @@ def _vault_service(dep: Deployment) -> tuple[Any, str]:
 def _wait_ready(dep: Deployment, storage: str, timeout: float = 90) -> None:
     h = dep.host(storage)
     port = dep.setting("storage_server_port", storage)
+    scheme = "https" if dep.storage_tls(storage) else "http"
+    ca = f"{dep.setting('storage_server_config_dir', storage)}/tls/s3-ca.pem"
+    ctx = f"ssl.create_default_context(cafile='{ca}')" if scheme == "https" else "None"
     probe = (
-        "import urllib.request as u\n"
+        "import ssl, urllib.request as u\n"
         "try:\n"
-        f"    print(u.urlopen('http://127.0.0.1:{port}/minio/health/ready', timeout=5).status)\n"
+        f"    print(u.urlopen('{scheme}://127.0.0.1:{port}/minio/health/ready', timeout=5,"
+        f" context={ctx}).status)\n"
         "except Exception as e:\n"
         "    print(getattr(e, 'code', 0))\n"
     )

@@ -132,7 +132,6 @@ def test_01_start_load(dep: Deployment, client: str, apis: dict[str, VaultAPI]):
     h.ansible("copy", f"src={LOAD_SCRIPT} dest={REMOTE_SCRIPT} mode=0644", check=False, become=True)
     h.run("rm -f %s %s; systemctl reset-failed %s", STOP_FILE, REPORT, UNIT)
     storage = dep.storage_hosts[0]
-    port = dep.setting("storage_server_port", storage)
     prefix = dep.setting("sse_client_prefix", client)
     out = h.run(
         "systemd-run --unit=%s --property=RuntimeMaxSec=%s %s/venv/bin/python %s --endpoint %s "
@@ -141,7 +140,7 @@ def test_01_start_load(dep: Deployment, client: str, apis: dict[str, VaultAPI]):
         str(MAX_LOAD_S + 300),
         prefix,
         REMOTE_SCRIPT,
-        f"http://{storage}:{port}",
+        dep.storage_url(storage),
         str(dep.setting("sse_client_env_file", client)),
         str(RATE),
         str(MAX_LOAD_S),

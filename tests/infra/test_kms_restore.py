@@ -58,7 +58,8 @@ def s3(dep: Deployment) -> Any:
     env = dep.storage_env(storage)
     return boto3.client(
         "s3",
-        endpoint_url=f"http://{dep.address(storage)}:{dep.setting('storage_server_port', storage)}",
+        endpoint_url=dep.storage_url(storage, dep.address(storage)),
+        verify=dep.storage_ca_file(storage),
         aws_access_key_id=env["MINIO_ROOT_USER"],
         aws_secret_access_key=env["MINIO_ROOT_PASSWORD"],
         region_name=env.get("MINIO_REGION", "us-east-1"),

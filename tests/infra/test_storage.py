@@ -26,11 +26,64 @@ def test_service_active_enabled_listening(dep: Deployment, storage_host: str):
     assert svc.is_enabled, f"{name} is not enabled"
     port = _s(dep, "storage_server_port", storage_host)
     assert h.socket(f"tcp://0.0.0.0:{port}").is_listening
-    ready = h.run(
-        "python3 -c %s",
-        f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/minio/health/ready').status)",
+    scheme = "https" if dep.storage_tls(storage_host) else "http"
+    ca = f"{_s(dep, 'storage_server_config_dir', storage_host)}/tls/s3-ca.pem"
+    ctx = f"ssl.create_default_context(cafile='{ca}')" if scheme == "https" else "None"
+    probe = (
+        "import ssl, urllib.request as u\n"
+        f"r = u.urlopen('{scheme}://127.0.0.1:{port}/minio/health/ready', context={ctx})\n"
+        "print(r.status, r.read().decode())\n"
     )
-    assert ready.stdout.strip() == "200", f"not ready: {ready.stdout} {ready.stderr}"
+    ready = h.run("python3 -c %s", probe)
+    # anonymous readiness is the verdict only: no KMS kind, key id or URL
+    assert ready.stdout.strip() == "200 ok", f"not ready: {ready.stdout} {ready.stderr}"
+
+
+def test_s3_endpoint_is_https_with_the_play_ca(dep: Deployment, storage_host: str):
+    """TLS 1.2+ with a certificate from the play's CA (unless the inventory chose plain HTTP)."""
+    import ssl
+
+    if not dep.storage_tls(storage_host):
+        pytest.skip("this inventory serves plain HTTP (storage_server_tls_enabled: false)")
+    env = dep.storage_env(storage_host)
+    assert env["SEALSTORE_TLS_CERT_FILE"] and env["SEALSTORE_TLS_KEY_FILE"]
+    h = dep.host(storage_host)
+    key = h.file(env["SEALSTORE_TLS_KEY_FILE"])
+    assert key.user == "root" and key.mode & 0o007 == 0, oct(key.mode)
+    port = int(dep.setting("storage_server_port", storage_host))
+    ctx = ssl.create_default_context(cafile=str(dep.storage_ca_file(storage_host)))
+    dep.storage_url(storage_host, dep.address(storage_host))  # pins the name to the container IP
+    import socket
+
+    with (
+        socket.create_connection((storage_host, port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=storage_host) as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with (
+        socket.create_connection((storage_host, port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        old.wrap_socket(raw, server_hostname=storage_host)
+
+
+def test_metrics_need_the_token(dep: Deployment, storage_host: str):
+    import requests
+
+    url = dep.storage_url(storage_host, dep.address(storage_host)) + "/minio/v2/metrics/cluster"
+    verify = dep.storage_ca_file(storage_host)
+    assert requests.get(url, verify=verify, timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token-0123456789"}
+    assert requests.get(url, headers=wrong, verify=verify, timeout=10).status_code == 403
+    token = dep.metrics_token(storage_host)
+    r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=10)
+    assert r.status_code == 200 and "sealstore_ready 1" in r.text
 
 
 def test_runs_as_service_user_not_root(dep: Deployment, storage_host: str):
@@ -95,11 +148,14 @@ def test_kms_self_test_reports_ok(dep: Deployment, storage_host: str):
     h = dep.host(storage_host)
     port = _s(dep, "storage_server_port", storage_host)
     client = f"{_s(dep, 'storage_server_prefix', storage_host)}/venv/bin/sealstore-client"
+    tls = dep.storage_tls(storage_host)
+    ca = f"{_s(dep, 'storage_server_config_dir', storage_host)}/tls/s3-ca.pem"
     out = h.run(
-        "%s kms-status --endpoint %s --env-file %s --json",
+        "%s kms-status --endpoint %s --env-file %s --json" + (" --ca-bundle %s" if tls else ""),
         client,
-        f"http://127.0.0.1:{port}",
+        f"{'https' if tls else 'http'}://127.0.0.1:{port}",
         dep.storage_env_file(storage_host),
+        *([ca] if tls else []),
     )
     doc = json.loads(out.stdout)
     assert out.rc == 0 and doc["ok"], doc.get("summary")

@@ -1,13 +1,19 @@
 """Start a real sealstore server process for integration tests.
 
-Secrets are passed only through the environment (never argv), output goes to a log file
-that tests scan for leaked secrets, and the process is stopped by its own PID.
+Secrets are passed only through the environment or files (never argv), output goes to a log
+file that tests scan for leaked secrets, and the process is stopped by its own PID.
+
+Every server gets an admin bearer token (``SEALSTORE_METRICS_TOKEN_FILE``, a 0600 file beside
+the log) and ``get()``/``ready()`` send it, so tests see the detailed readiness and metrics;
+``get(path, auth=False)`` is what an anonymous prober sees. With ``tls=ServerTLS.create(dir)``
+the server speaks HTTPS and every helper here verifies it against the throw-away CA.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +23,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.integration.openbao_certs import write_private
+from tests.integration.server_tls import ServerTLS
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -56,17 +65,32 @@ class ServerProcess:
         *,
         workers: int = 1,
         port: int | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.env = env
+        self.env = dict(env)
         self.log_path = Path(log_path)
         self.workers = workers
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        if tls is not None:
+            self.env.setdefault("SEALSTORE_TLS_CERT_FILE", str(tls.cert_file))
+            self.env.setdefault("SEALSTORE_TLS_KEY_FILE", str(tls.key_file))
+        self.metrics_token = ""
+        if "SEALSTORE_METRICS_TOKEN_FILE" not in self.env:
+            self.metrics_token = "metrics-" + secrets.token_urlsafe(24)
+            token_file = self.log_path.parent / f".{self.log_path.name}.{self.port}.metrics-token"
+            write_private(token_file, self.metrics_token + "\n")
+            self.env["SEALSTORE_METRICS_TOKEN_FILE"] = str(token_file)
+        else:
+            token_path = Path(self.env["SEALSTORE_METRICS_TOKEN_FILE"])
+            self.metrics_token = token_path.read_text().strip()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
         return [
@@ -125,10 +149,14 @@ class ServerProcess:
             time.sleep(0.25)
         raise TimeoutError(f"sealstore not ready after {timeout}s: {doc}")
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        """Unauthenticated GET on the server (admin endpoints)."""
+    def get(self, path: str, *, auth: bool = True) -> tuple[int, bytes]:
+        """GET on the server's admin endpoints, with the admin bearer token unless ``auth`` is
+        False (then it is what an anonymous prober sees)."""
+        headers = {"Authorization": f"Bearer {self.metrics_token}"} if auth else {}
+        req = urllib.request.Request(self.endpoint + path, headers=headers)
+        context = self.tls.client_context() if self.tls is not None else None
         try:
-            with urllib.request.urlopen(self.endpoint + path, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5, context=context) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -155,6 +183,11 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.wait(10)
 
+    def reload(self) -> None:
+        """SIGHUP the server (the supervisor forwards it to every worker)."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGHUP)
+
     def restart(self, **kwargs: Any) -> ServerProcess:
         self.stop()
         return self.start(**kwargs)
@@ -175,7 +208,9 @@ class ServerProcess:
         return out
 
     def client(self, **config: Any) -> Any:
-        """A boto3 S3 client for this server (path-style, SigV4)."""
+        """A boto3 S3 client for this server (path-style, SigV4; verifies the test CA)."""
+        if self.tls is not None:
+            config.setdefault("verify", str(self.tls.ca_file))
         return make_client(self.endpoint, **config)
 
     def __enter__(self) -> ServerProcess:
@@ -189,6 +224,7 @@ def make_client(
     endpoint: str,
     access_key: str = ROOT_USER,
     secret_key: str = ROOT_PASSWORD,
+    verify: str | bool | None = None,
     **config: Any,
 ) -> Any:
     import boto3
@@ -209,4 +245,5 @@ def make_client(
         aws_secret_access_key=secret_key,
         region_name=REGION,
         config=cfg,
+        verify=verify,
     )

@@ -1,7 +1,9 @@
 """The real application (build_app: real store in a temp dir, master-key KMS behind the
 observer) served in-process: the /minio/ admin endpoints answer without importing the
 dispatcher, readiness follows storage and the KMS health, metrics keep their names, and
-requests that fail authentication get S3 errors (HEAD: no body, x-minio-error-code)."""
+requests that fail authentication get S3 errors (HEAD: no body, x-minio-error-code).
+Without credentials readiness says only ok/not-ok and metrics answer 401; the detail needs
+the admin bearer token or a root SigV4 signature."""
 
 from __future__ import annotations
 
@@ -21,11 +23,20 @@ from sealstore.kms.health import ObservedKMS
 from sealstore.s3.app import APP_CTX_KEY, build_app
 
 MASTER = "admin-key:" + hashlib.sha256(b"admin api test").hexdigest()
+TOKEN = "admin-api-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def settings(tmp_path: Path, **env: str) -> Settings:
+    token_file = tmp_path.parent / f"{tmp_path.name}.metrics-token"
+    token_file.write_text(TOKEN + "\n")
     return Settings.from_env(
-        {"MINIO_ROOT_USER": "admin", "MINIO_ROOT_PASSWORD": "s3cr3t-password", **env},
+        {
+            "MINIO_ROOT_USER": "admin",
+            "MINIO_ROOT_PASSWORD": "s3cr3t-password",
+            "SEALSTORE_METRICS_TOKEN_FILE": str(token_file),
+            **env,
+        },
         argparse.Namespace(address="127.0.0.1:0", data_dir=str(tmp_path)),
     )
 
@@ -60,7 +71,7 @@ def test_live_ready_and_metrics_with_a_kms(tmp_path: Path) -> None:
             if ctx.kms_health.ok:
                 break
             await asyncio.sleep(0.01)
-        r = await client.get("/minio/health/ready")
+        r = await client.get("/minio/health/ready", headers=AUTH)
         doc = await r.json()
         assert r.status == 200 and doc["ready"] is True and doc["storage"] is True
         assert doc["kms"]["ok"] is True and doc["kms"]["kind"] == "master-key"
@@ -68,14 +79,14 @@ def test_live_ready_and_metrics_with_a_kms(tmp_path: Path) -> None:
 
         # A live outage report drops readiness at once (and the gauge follows).
         ctx.kms_health.mark_failed("KMS unreachable: test")
-        r = await client.get("/minio/health/ready")
+        r = await client.get("/minio/health/ready", headers=AUTH)
         doc = await r.json()
         assert r.status == 503 and doc["ready"] is False
         assert doc["kms"]["error"] == "KMS unreachable: test"
-        head = await client.head("/minio/health/ready")
+        head = await client.head("/minio/health/ready", headers=AUTH)
         assert head.status == 503
 
-        r = await client.get("/minio/v2/metrics/cluster")
+        r = await client.get("/minio/v2/metrics/cluster", headers=AUTH)
         text = await r.text()
         assert r.status == 200 and r.content_type == "text/plain"
         assert 'sealstore_kms_calls_total{call="status",outcome="ok"} 1' in text
@@ -95,7 +106,7 @@ def test_live_ready_and_metrics_with_a_kms(tmp_path: Path) -> None:
 def test_ready_without_a_kms_has_no_kms_section(tmp_path: Path) -> None:
     async def check(client: TestClient) -> None:
         assert client.app[APP_CTX_KEY].kms is None
-        r = await client.get("/minio/health/ready")
+        r = await client.get("/minio/health/ready", headers=AUTH)
         assert r.status == 200 and json.loads(await r.text()) == {"ready": True, "storage": True}
         r = await client.get("/minio/kms/v1/key/status")
         assert r.status == 403  # authentication comes before "no KMS configured"
@@ -125,7 +136,7 @@ def test_unsigned_requests_are_refused_with_s3_errors(tmp_path: Path) -> None:
         assert r.status == 403 and "x-minio-error-code" not in r.headers
         assert "<Code>AccessDenied</Code>" in await r.text()
 
-        r = await client.get("/minio/v2/metrics/cluster")
+        r = await client.get("/minio/v2/metrics/cluster", headers=AUTH)
         text = await r.text()
         # Refused before the operation was chosen: counted as "Unknown".
         assert 'sealstore_requests_total{op="Unknown",status="403"} 2' in text
@@ -133,3 +144,46 @@ def test_unsigned_requests_are_refused_with_s3_errors(tmp_path: Path) -> None:
         assert 'sealstore_requests_total{op="Admin",status="501"} 1' in text
 
     serve(tmp_path, check, MINIO_SSE_MASTER_KEY=MASTER)
+
+
+def test_without_credentials_readiness_is_a_verdict_and_metrics_are_closed(tmp_path: Path) -> None:
+    async def check(client: TestClient) -> None:
+        ctx = client.app[APP_CTX_KEY]
+        for _ in range(300):
+            if ctx.kms_health.ok:
+                break
+            await asyncio.sleep(0.01)
+        r = await client.get("/minio/health/ready")
+        assert r.status == 200 and await r.text() == "ok"
+        ctx.kms_health.mark_failed("KMS unreachable: http://vault.internal:8200 secret detail")
+        r = await client.get("/minio/health/ready")
+        assert r.status == 503 and await r.text() == "not-ok"
+        assert (await client.head("/minio/health/ready")).status == 503
+
+        r = await client.get("/minio/v2/metrics/cluster")
+        body = await r.text()
+        assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "sealstore_" not in body
+        for wrong in ("Bearer not-the-token", f"Bearer {TOKEN}x", "bearer ", "Bearer"):
+            r = await client.get("/minio/v2/metrics/cluster", headers={"Authorization": wrong})
+            assert r.status == 403 and "sealstore_" not in await r.text(), wrong
+            r = await client.get("/minio/health/ready", headers={"Authorization": wrong})
+            assert r.status == 403 and "vault" not in await r.text(), wrong
+        r = await client.get(
+            "/minio/v2/metrics/cluster", headers={"Authorization": f"bearer {TOKEN}"}
+        )
+        assert r.status == 200 and "sealstore_ready 0" in await r.text()
+
+    serve(tmp_path, check, MINIO_SSE_MASTER_KEY=MASTER)
+
+
+def test_without_a_configured_token_every_bearer_is_refused(tmp_path: Path) -> None:
+    async def main() -> None:
+        s = settings(tmp_path)
+        app = build_app(Settings(**{**s.__dict__, "metrics_token": None}))
+        async with TestClient(TestServer(app)) as client:
+            r = await client.get("/minio/v2/metrics/cluster", headers=AUTH)
+            assert r.status == 403
+            assert (await client.get("/minio/v2/metrics/cluster")).status == 401
+
+    asyncio.run(main())

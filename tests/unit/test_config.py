@@ -197,6 +197,9 @@ def test_help_documents_every_variable() -> None:
         "SEALSTORE_WORKERS",
         "SEALSTORE_LOG_LEVEL",
         "SEALSTORE_LOG_FORMAT",
+        "SEALSTORE_TLS_CERT_FILE",
+        "SEALSTORE_TLS_KEY_FILE",
+        "SEALSTORE_METRICS_TOKEN_FILE",
     ):
         assert name in text, name
 
@@ -218,3 +221,38 @@ def test_kms_cache_ttl_in_help() -> None:
 
     text = build_parser().format_help()
     assert "SEALSTORE_KMS_CACHE_TTL" in text and "default 0 = off" in text
+
+
+# --- TLS and admin token (issue 8 items 9, 10) ---
+
+
+def test_tls_files_both_or_neither(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    assert settings().tls_cert_file is None
+    s = settings(SEALSTORE_TLS_CERT_FILE=str(cert), SEALSTORE_TLS_KEY_FILE=str(key))
+    assert (s.tls_cert_file, s.tls_key_file) == (cert, key)
+    msg = error_of({**BASE, "SEALSTORE_TLS_CERT_FILE": str(cert)})
+    assert "SEALSTORE_TLS_KEY_FILE is not set" in msg
+    msg = error_of({**BASE, "SEALSTORE_TLS_KEY_FILE": str(key)})
+    assert "SEALSTORE_TLS_CERT_FILE is not set" in msg
+    missing = str(tmp_path / "nope.pem")
+    msg = error_of({**BASE, "SEALSTORE_TLS_CERT_FILE": missing, "SEALSTORE_TLS_KEY_FILE": str(key)})
+    assert msg == f"SEALSTORE_TLS_CERT_FILE {missing!r} is not a readable file"
+
+
+def test_metrics_token_from_a_file_is_a_secret(tmp_path: Path) -> None:
+    token = "tok-" + "x" * 28
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    s = settings(SEALSTORE_METRICS_TOKEN_FILE=str(path))
+    assert s.metrics_token == token
+    assert token in s.secrets() and token not in repr(s)
+    assert settings().metrics_token is None
+    path.write_text("short")
+    assert "at least 16 characters" in error_of({**BASE, "SEALSTORE_METRICS_TOKEN_FILE": str(path)})
+    path.write_text("two words that are long enough")
+    assert "without spaces" in error_of({**BASE, "SEALSTORE_METRICS_TOKEN_FILE": str(path)})
+    msg = error_of({**BASE, "SEALSTORE_METRICS_TOKEN_FILE": str(tmp_path / "gone")})
+    assert "cannot be read" in msg and "gone" in msg

@@ -49,14 +49,18 @@ _CRED_HELP = (
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", required=True, help="S3 endpoint URL, e.g. http://host:9000")
+    parser.add_argument("--endpoint", required=True, help="S3 endpoint URL, e.g. https://host:9000")
     parser.add_argument(
         "--region",
         default=None,
         help="SigV4 region (default: MINIO_REGION, AWS_REGION or us-east-1)",
     )
     parser.add_argument("--env-file", help="read credentials from this KEY=VALUE file")
-    parser.add_argument("--ca-bundle", help="PEM CA bundle for an https endpoint")
+    parser.add_argument(
+        "--ca-bundle",
+        help="PEM CA bundle for an https endpoint (default: AWS_CA_BUNDLE from --env-file or "
+        "the environment; certificates are always verified)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON document on stdout")
 
 
@@ -127,6 +131,12 @@ def _credentials(args: argparse.Namespace, err: TextIO) -> tuple[Credentials, di
     return load_credentials(os.environ, args.env_file), file_env
 
 
+def _ca_bundle(arg: str | None, file_env: dict[str, str]) -> str | None:
+    """--ca-bundle, else AWS_CA_BUNDLE of the env file (what sse_client writes), else of the
+    environment; None means the system trust store."""
+    return arg or file_env.get("AWS_CA_BUNDLE") or os.environ.get("AWS_CA_BUNDLE") or None
+
+
 def _fail(prefix: str, reason: str, as_json: bool, out: TextIO, err: TextIO) -> int:
     line = f"FAIL {prefix}: {reason}"
     if as_json:
@@ -171,7 +181,7 @@ def cmd_roundtrip(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             range_checks=args.range_checks,
             keep=args.keep,
             bucket=args.bucket,
-            ca_bundle=args.ca_bundle,
+            ca_bundle=_ca_bundle(args.ca_bundle, file_env),
             seed=args.seed,
         )
         if 0 < opts.multipart_size <= 5 << 20:
@@ -196,7 +206,10 @@ def cmd_kms_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         creds, file_env = _credentials(args, err)
         status = fetch_kms_status(
-            parse_endpoint(args.endpoint), _region(args.region, file_env), creds, args.ca_bundle
+            parse_endpoint(args.endpoint),
+            _region(args.region, file_env),
+            creds,
+            _ca_bundle(args.ca_bundle, file_env),
         )
     except (ClientConfigError, FatalClientError) as exc:
         return _fail("sealstore kms-status", str(exc), args.json, out, err)

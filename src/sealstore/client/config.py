@@ -75,7 +75,7 @@ def parse_endpoint(text: str) -> str:
         port_ok = False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         raise ClientConfigError(
-            f"invalid endpoint {text!r}: expected http(s)://HOST[:PORT], e.g. http://storage1:9000"
+            f"invalid endpoint {text!r}: expected http(s)://HOST[:PORT], e.g. https://storage1:9000"
         )
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ClientConfigError(

@@ -6,11 +6,20 @@ counters. Readiness is 503 with the KMS's own error until the storage is open an
 KMS is configured, its last self-test passed; the KMS detail is whatever the back-end's
 ``KMSStatus`` carries, rendered as-is.
 
+Who may see what (issue 8 item 9): liveness and the readiness *verdict* are public (load
+balancers and orchestrators probe them without secrets), so an unauthenticated readiness
+answer is 200 ``ok`` or 503 ``not-ok`` and nothing else. The detail (KMS kind, key id, Vault
+endpoints, errors) and the metrics (traffic counters) are for operators only: they need the
+bearer token from ``SEALSTORE_METRICS_TOKEN_FILE`` (compared in constant time) or a request
+SigV4-signed with the root credentials. Metrics without credentials answer 401 with a
+``WWW-Authenticate: Bearer`` challenge; a wrong token or signature answers 403.
+
 The dispatcher (``s3/app.py``) calls :func:`handle`; this module imports nothing from it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from dataclasses import asdict
@@ -48,6 +57,41 @@ def is_ready(ctx: AppContext) -> tuple[bool, JSONDoc]:
         if not ctx.kms_health.ok:
             doc["ready"] = False
     return doc["ready"] is True, doc
+
+
+def _authorized(request: web.Request, ctx: AppContext) -> bool:
+    """True for the admin bearer token or a valid root signature; False when the request
+    carries no credentials at all; raises S3Error (403) for wrong ones."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        expected = ctx.settings.metrics_token
+        given = header[7:].strip().encode("utf-8", "surrogateescape")
+        if expected is None or not hmac.compare_digest(given, expected.encode("utf-8")):
+            raise S3Error("AccessDenied", "The bearer token is not valid for this endpoint")
+        return True
+    if header or "X-Amz-Signature" in request.query:
+        authenticate(request, ctx.settings)  # raises S3Error -> 403 through dispatch
+        return True
+    return False
+
+
+def _readiness(request: web.Request, ctx: AppContext) -> web.Response:
+    ready, doc = is_ready(ctx)
+    status = 200 if ready else 503
+    if _authorized(request, ctx):
+        return _json(status, doc)
+    return web.Response(status=status, text="ok" if ready else "not-ok", content_type="text/plain")
+
+
+def _metrics(request: web.Request, ctx: AppContext) -> web.Response:
+    if not _authorized(request, ctx):
+        return web.Response(
+            status=401,
+            text="metrics need the bearer token (SEALSTORE_METRICS_TOKEN_FILE)\n",
+            content_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="sealstore"'},
+        )
+    return web.Response(text=render_metrics(ctx), content_type="text/plain", charset="utf-8")
 
 
 async def _key_status(request: web.Request, ctx: AppContext) -> web.Response:
@@ -112,12 +156,9 @@ async def handle(request: web.Request, ctx: AppContext) -> web.StreamResponse:
     if path == "/minio/health/live" and method in ("GET", "HEAD"):
         return web.Response(status=200)
     if path == "/minio/health/ready" and method in ("GET", "HEAD"):
-        ready, doc = is_ready(ctx)
-        return _json(200 if ready else 503, doc)
+        return _readiness(request, ctx)
     if path == "/minio/kms/v1/key/status" and method in ("GET", "POST"):
         return await _key_status(request, ctx)
     if path == "/minio/v2/metrics/cluster" and method == "GET":
-        if request.headers.get("authorization") or "X-Amz-Signature" in request.query:
-            authenticate(request, ctx.settings)
-        return web.Response(text=render_metrics(ctx), content_type="text/plain", charset="utf-8")
+        return _metrics(request, ctx)
     raise S3Error("NotImplemented", f"admin endpoint {path} is not implemented")

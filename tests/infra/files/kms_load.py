@@ -66,6 +66,7 @@ def main() -> int:
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        verify=env.get("AWS_CA_BUNDLE") or True,  # sse_client's CA bundle for an https endpoint
         config=Config(
             retries={"max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": "path"},
