@@ -8,12 +8,13 @@ Secrets are kept out of ``repr`` so a stray log of the settings cannot leak them
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sealstore import config_values
 
 DEFAULT_ADDRESS = ":9000"
 DEFAULT_REGION = "us-east-1"
@@ -262,17 +263,36 @@ def _arg(args: Any, name: str) -> Any:
     return getattr(args, name, None) if args is not None else None
 
 
+def _seconds(
+    name: str, raw: str | None, default: float, high: float, low: float, label: str
+) -> float:
+    """A bounded "seconds" variable (`config_values.seconds`) with this module's error type."""
+    try:
+        return config_values.seconds(
+            name, raw, default=default, low=low, high=high, low_label=label
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _parse_cache_ttl(raw: str) -> float:
     """SEALSTORE_KMS_CACHE_TTL: 0 (off) up to an hour; longer would keep plaintext data keys
     in memory, and serve reads after a key revocation, for longer than is defensible."""
-    name = "SEALSTORE_KMS_CACHE_TTL"
-    try:
-        ttl = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= ttl <= MAX_KMS_CACHE_TTL:  # also rejects nan
-        raise ConfigError(f"{name} must be between 0 (off) and {MAX_KMS_CACHE_TTL:g} seconds")
-    return ttl
+    return _seconds("SEALSTORE_KMS_CACHE_TTL", raw, 0.0, MAX_KMS_CACHE_TTL, 0.0, "0 (off)")
+
+
+def _parse_failover_timeout(raw: str | None) -> float:
+    """SEALSTORE_KMS_FAILOVER_TIMEOUT: the budget of one KMS call across all nodes; long
+    enough to ride out a Raft election, short enough for a 503 before client timeouts."""
+    name = "SEALSTORE_KMS_FAILOVER_TIMEOUT"
+    return _seconds(name, raw, DEFAULT_FAILOVER_TIMEOUT, MAX_FAILOVER_TIMEOUT, 0.5, "0.5")
+
+
+def _parse_body_idle_timeout(raw: str | None) -> float:
+    """SEALSTORE_BODY_IDLE_TIMEOUT (issue 8): long enough for a congested client, short enough
+    that stalled uploads cannot pile up their connections and temporary files."""
+    name = "SEALSTORE_BODY_IDLE_TIMEOUT"
+    return _seconds(name, raw, DEFAULT_BODY_IDLE_TIMEOUT, MAX_BODY_IDLE_TIMEOUT, 1.0, "1")
 
 
 def _parse_int(name: str, raw: str) -> int:
@@ -294,26 +314,11 @@ def _parse_on_off(name: str, raw: str | None) -> bool:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """Parse ``HOST:PORT``, ``:PORT`` or ``[v6]:PORT``; empty host means all interfaces."""
-    where = f"listen address {address!r}"
-    if address.startswith("["):
-        end = address.find("]")
-        if end < 0 or address[end + 1 : end + 2] != ":":
-            raise ConfigError(f"{where} is invalid; use [IPv6]:PORT")
-        host, port_raw = address[1:end], address[end + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ConfigError(f"{where} has an invalid IPv6 host") from None
-    else:
-        if ":" not in address:
-            raise ConfigError(f"{where} is missing the port; use HOST:PORT or :PORT")
-        host, port_raw = address.rsplit(":", 1)
-        if ":" in host:
-            raise ConfigError(f"{where} is ambiguous; write IPv6 hosts as [addr]:PORT")
-    if not port_raw.isdigit() or not 0 <= int(port_raw) <= 65535:
-        raise ConfigError(f"{where} has an invalid port (0-65535)")
-    return host, int(port_raw)
+    """``HOST:PORT``, ``:PORT`` or ``[v6]:PORT`` (`config_values.listen_address`)."""
+    try:
+        return config_values.listen_address(address)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _vault_settings(env: Mapping[str, str]) -> VaultSettings | None:
@@ -363,35 +368,6 @@ def parse_vault_endpoints(raw: str) -> tuple[str, ...]:
         return tuple(parse_endpoints(raw))
     except ValueError as exc:
         raise ConfigError(f"MINIO_SSE_VAULT_ENDPOINT {exc}") from None
-
-
-def _parse_failover_timeout(raw: str | None) -> float:
-    """SEALSTORE_KMS_FAILOVER_TIMEOUT: the budget of one KMS call across all nodes; long
-    enough to ride out a Raft election, short enough for a 503 before client timeouts."""
-    name = "SEALSTORE_KMS_FAILOVER_TIMEOUT"
-    if raw is None:
-        return DEFAULT_FAILOVER_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0.5 <= value <= MAX_FAILOVER_TIMEOUT:  # also rejects nan
-        raise ConfigError(f"{name} must be between 0.5 and {MAX_FAILOVER_TIMEOUT:g} seconds")
-    return value
-
-
-# --- request body idle timeout (issue 8, item 7)
-def _parse_body_idle_timeout(raw: str | None) -> float:
-    """SEALSTORE_BODY_IDLE_TIMEOUT: long enough for a congested client, short enough that
-    stalled uploads cannot pile up their connections and temporary files."""
-    name = "SEALSTORE_BODY_IDLE_TIMEOUT"
-    try:
-        value = DEFAULT_BODY_IDLE_TIMEOUT if raw is None else float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 1.0 <= value <= MAX_BODY_IDLE_TIMEOUT:  # also rejects nan
-        raise ConfigError(f"{name} must be between 1 and {MAX_BODY_IDLE_TIMEOUT:g} seconds")
-    return value
 
 
 def _master_key(env: Mapping[str, str]) -> str | None:
