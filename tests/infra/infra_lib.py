@@ -11,6 +11,7 @@ call of the test harness.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import functools
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import custody_lib
 import hvac
 import hvac.adapters
 import jinja2
@@ -215,13 +217,38 @@ class Deployment:
     def secrets_dir(self) -> Path:
         return self.inventory_dir / ".secrets"
 
+    def custody_file(self, vault_host: str) -> Path:
+        return Path(self.setting("vault_server_custody_file", vault_host))
+
     def custody(self, vault_host: str) -> dict[str, Any]:
-        """The vault_server role's custody document (unseal keys, root token) for a host."""
-        path = Path(self.setting("vault_server_custody_file", vault_host))
-        return json.loads(path.read_text())
+        """The vault_server role's custody document (admin token, where the shares are)."""
+        return custody_lib.read_json(self.custody_file(vault_host))
+
+    def admin_token(self, vault_host: str) -> str:
+        """The scoped admin token the roles use after setup (the root token of a deployment
+        from before the admin token existed)."""
+        doc = self.custody(vault_host)
+        return str(doc.get("admin_token") or doc["root_token"])
 
     def root_token(self, vault_host: str) -> str:
-        return str(self.custody(vault_host)["root_token"])
+        """A root token for the checks that need one: regenerated from the admin token and
+        the key shares on the controller (the roles revoke the init root token), once per
+        cluster and test session, and revoked when the session ends."""
+        key = str(self.custody_file(vault_host))
+        if key not in _ROOT_TOKENS:
+            doc = self.custody(vault_host)
+            if doc.get("root_token"):
+                return str(doc["root_token"])
+            api = vault_api(self, vault_host, with_token=False)
+            api.token = self.admin_token(vault_host)
+
+            def admin_call(method: str, path: str, body: dict[str, Any] | None):
+                return api.request(method, path, body=body)
+
+            token = custody_lib.generate_root(admin_call, custody_lib.shares(doc))
+            _ROOT_TOKENS[key] = token
+            atexit.register(_revoke, api, token)
+        return _ROOT_TOKENS[key]
 
     def storage_env_file(self, storage_host: str) -> str:
         """The EnvironmentFile the storage unit really uses (asked from systemd)."""
@@ -296,6 +323,15 @@ def pin_address(name: str, address: str) -> None:
     socket.getaddrinfo = _pinned_getaddrinfo
 
 
+_ROOT_TOKENS: dict[str, str] = {}
+
+
+def _revoke(api: VaultAPI, token: str) -> None:
+    """Revoke a root token this session generated (best effort: the host may be gone)."""
+    with contextlib.suppress(Exception):
+        api.client(token=token).auth.token.revoke_self()
+
+
 def _with_parts(value: str) -> set[str]:
     """A secret plus the parts that are secret on their own (the hex of ``id:hex``)."""
     out = {value}
@@ -321,8 +357,11 @@ def _json_secrets(doc: Any, key: str = "") -> set[str]:
 
 def _secrets_in_file(path: Path) -> set[str]:
     text = path.read_text(errors="replace")
-    if text.startswith("$ANSIBLE_VAULT"):
-        return set()  # encrypted at rest; its plaintext cannot leak from here
+    if text.startswith(custody_lib.VAULT_HEADER):
+        if not custody_lib.vault_password():
+            return set()  # encrypted at rest and no password here: nothing to look for
+        # the plaintext is what must never show up anywhere else
+        text = custody_lib.read_text(path)
     if path.suffix in {".pem", ".crt", ".key", ".csr"} or "-----BEGIN" in text:
         if "PRIVATE KEY" not in text:
             return set()  # certificates are public

@@ -10,7 +10,6 @@ converged cluster changes nothing. Marker `kmscluster`: only that scenario selec
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -40,10 +39,9 @@ def unsealer(dep: Deployment) -> str:
 
 
 def _unsealer_api(dep: Deployment, host: str) -> VaultAPI:
-    custody = dep.secrets_dir / f"{host}-init.json"
-    token = json.loads(custody.read_text())["root_token"]
+    # the unsealer's root token is revoked after setup: a session root token from its shares
     api = vault_api(dep, host, with_token=False)
-    api.token = token
+    api.token = dep.root_token(host)
     return api
 
 

@@ -8,9 +8,44 @@ from __future__ import annotations
 
 import re
 import stat
+import subprocess
 
+import custody_lib
 import pytest
 from infra_lib import REPO, Deployment, find_leaks, scan_hosts
+
+
+def test_every_inventorys_secrets_dir_is_git_ignored(dep: Deployment):
+    """`.secrets/` of every inventory in the repository (and of the deployment under test,
+    when it lives in the repository) is ignored by git."""
+    dirs = sorted(p for p in (REPO / "inventories").iterdir() if p.is_dir())
+    assert dirs, "no inventories in the repository"
+    if dep.inventory_dir.resolve().is_relative_to(REPO):
+        dirs.append(dep.inventory_dir)
+    for d in dirs:
+        probe = d / ".secrets" / "probe.json"
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "check-ignore", "-q", str(probe)], check=False
+        )
+        assert out.returncode == 0, f"{probe.parent} is not ignored by git"
+
+
+def test_custody_files_encrypted_when_a_vault_password_is_configured(dep: Deployment):
+    """With ANSIBLE_VAULT_PASSWORD_FILE set (scenario `namespace`), every custody file the
+    roles keep (init document, key shares, secret-ids, credentials) is ansible-vault
+    encrypted and decrypts with that password."""
+    if not custody_lib.vault_password():
+        pytest.skip("no ansible-vault password configured for this deployment")
+    files = [
+        p
+        for p in dep.secrets_dir.rglob("*")
+        if p.is_file() and p.suffix in {".json", ".key", ".txt", ""} and p.parent.name != "pki"
+    ]
+    assert files, f"no custody files under {dep.secrets_dir}"
+    plain = [str(p) for p in files if not p.read_text().startswith(custody_lib.VAULT_HEADER)]
+    assert not plain, f"custody files written in the clear: {plain}"
+    for p in files:
+        assert custody_lib.read_text(p), f"{p} does not decrypt"
 
 
 def test_controller_custody_is_private(dep: Deployment):
@@ -33,8 +68,8 @@ def test_secrets_include_every_kind(dep: Deployment, secrets: set[str]):
     if dep.kms_mode == "vault":
         assert env["MINIO_SSE_VAULT_APPROLE_SECRET"] in secrets
         custody = dep.custody(dep.vault_hosts[0])
-        assert custody["root_token"] in secrets
-        keys = custody.get("unseal_keys_b64") or custody.get("keys_base64")
+        assert dep.admin_token(dep.vault_hosts[0]) in secrets
+        keys = custody_lib.shares(custody)
         assert keys and set(keys) <= secrets
     else:
         assert env["MINIO_SSE_MASTER_KEY"].split(":", 1)[1] in secrets

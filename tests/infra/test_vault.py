@@ -13,16 +13,23 @@ file the storage hosts get.
 
 from __future__ import annotations
 
+import json
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import custody_lib
 import hvac
 import hvac.adapters
 import hvac.exceptions
 import pytest
 import requests
 from infra_lib import Deployment, VaultAPI, parse_policy, vault_api
+
+PROBE = Path(__file__).resolve().parent / "files" / "approle_probe.py"
+REMOTE_PROBE = "/usr/local/lib/sealstore_approle_probe.py"
 
 
 @contextmanager
@@ -125,13 +132,92 @@ def test_shamir_custody_matches_server(dep: Deployment, vault_host: str, api: Va
     with must("sys/seal-status"):
         seal = api.client(anonymous=True).sys.read_seal_status()
     assert seal["type"] == "shamir"
-    keys = custody.get("unseal_keys_b64") or custody.get("keys_base64") or []
-    assert len(keys) == seal["n"], "custody file must hold every unseal share"
+    keys = custody_lib.shares(custody)
+    assert len(keys) == seal["n"], "custody must hold every unseal share"
     assert int(custody.get("unseal_threshold", seal["t"])) == seal["t"]
-    # The root token in custody is valid (and is what the roles used).
-    with must("the custody root token does not look itself up"):
-        me = api.client().auth.token.lookup_self()
-    assert "root" in me["data"]["policies"]
+    # The admin token in custody is valid, scoped (not root) and is what the roles used.
+    admin = dep.admin_token(vault_host)
+    with must("the custody admin token does not look itself up"):
+        me = api.client(token=admin).auth.token.lookup_self()
+    policy = str(dep.setting("vault_server_admin_policy_name", vault_host))
+    assert policy in me["data"]["policies"]
+    assert "root" not in me["data"]["policies"]
+    assert me["data"]["orphan"] is True and int(me["data"]["period"]) > 0
+
+
+def test_share_files_are_separate_and_private(dep: Deployment, vault_host: str):
+    """One 0600 file per share (each can go to its own holder); the main document holds none."""
+    custody = dep.custody(vault_host)
+    files = custody_lib.share_files(custody)
+    assert files, f"no share-N.json files under {custody.get('shares_dir')}"
+    assert [p.name for p in files] == [f"share-{i}.json" for i in range(1, len(files) + 1)]
+    for p in files:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == 0o600, f"{p} has mode {oct(mode)}"
+    keys = custody_lib.shares(custody)
+    assert len(set(keys)) == len(keys), "two share files hold the same share"
+    text = custody_lib.read_text(dep.custody_file(vault_host))
+    assert not any(k in text for k in keys), "the custody document still holds key shares"
+
+
+def test_root_token_revoked_after_setup(dep: Deployment, vault_host: str, api: VaultAPI):
+    """No root token is kept, and the only live root token is the one this session made
+    from the admin token and the shares (and revokes at exit)."""
+    custody = dep.custody(vault_host)
+    assert "root_token" not in custody, "the custody file still keeps a root token"
+    assert custody.get("root_token_revoked_at"), "no record of the root token's revocation"
+    root = api.client()  # the session's generated root token
+    accessors = root.list("auth/token/accessors")["data"]["keys"]
+    mine = root.auth.token.lookup_self()["data"]["accessor"]
+    live_roots = []
+    for acc in accessors:
+        doc = root.auth.token.lookup_accessor(acc)["data"]
+        if "root" in doc["policies"] and acc != mine:
+            live_roots.append(doc.get("display_name"))
+    assert not live_roots, f"root tokens still valid besides the session's: {live_roots}"
+
+
+def test_root_token_regenerated_on_demand_and_revoked(dep: Deployment, vault_host: str):
+    """The emergency procedure: admin token + threshold of shares give a root token; once
+    revoked, it is refused (403)."""
+    admin_api = vault_api(dep, vault_host, with_token=False)
+    admin_api.token = dep.admin_token(vault_host)
+
+    def admin_call(method: str, path: str, body: dict[str, Any] | None):
+        return admin_api.request(method, path, body=body)
+
+    token = custody_lib.generate_root(admin_call, custody_lib.shares(dep.custody(vault_host)))
+    probe = vault_api(dep, vault_host, with_token=False)
+    probe.token = token
+    status, doc = probe.get("/v1/auth/token/lookup-self")
+    assert status == 200 and "root" in doc["data"]["policies"], (status, doc.get("errors"))
+    status, _ = probe.request("POST", "/v1/auth/token/revoke-self", body={})
+    assert status in (200, 204)
+    status, _ = probe.get("/v1/auth/token/lookup-self")
+    assert status == 403, "a revoked root token still looks itself up"
+
+
+def test_admin_token_is_scoped(dep: Deployment, vault_host: str, api: VaultAPI, names):
+    """The admin token manages the setup, but cannot export or back up keys, make data keys or
+    seal the server (it is not a security boundary: see docs/security.md)."""
+    admin = vault_api(dep, vault_host, with_token=False)
+    admin.token = dep.admin_token(vault_host)
+    ns, t, k = names["ns"], names["transit"], names["key"]
+    status, _ = admin.get(f"/v1/{t}/keys/{k}", namespace=ns)
+    assert status == 200, "the admin token cannot read the transit key it manages"
+    status, _ = admin.get("/v1/sys/mounts", namespace=ns)
+    assert status == 200
+    denied = [
+        ("GET", f"/v1/{t}/export/encryption-key/{k}"),
+        ("GET", f"/v1/{t}/backup/{k}"),
+        ("POST", f"/v1/{t}/datakey/plaintext/{k}"),
+        ("POST", f"/v1/{t}/encrypt/{k}"),
+    ]
+    for method, path in denied:
+        status, doc = admin.request(method, path, namespace=ns, body={})
+        assert status == 403, f"admin token may {method} {path}: {status} {doc}"
+    status, doc = admin.request("POST", "/v1/sys/seal", body={})
+    assert status == 403, f"admin token may seal the server: {status} {doc}"
 
 
 def test_transit_key_present(ns: hvac.Client, names: dict[str, str]):
@@ -176,29 +262,71 @@ def test_approle_role_settings(ns: hvac.Client, names: dict[str, str]):
 def test_storage_secret_id_logs_in_with_least_privilege(
     dep: Deployment, api: VaultAPI, names: dict[str, str]
 ):
-    """The credentials on the storage host work, and the token can do nothing but transit."""
-    env = dep.storage_env(dep.storage_hosts[0])
+    """The credentials on the storage host work from the storage host (they are bound to
+    its address), and the token can do nothing but transit."""
+    storage = dep.storage_hosts[0]
+    env = dep.storage_env(storage)
     assert env.get("MINIO_SSE_VAULT_NAMESPACE", "") == names["ns"]
+    h = dep.host(storage)
+    h.ansible("copy", f"src={PROBE} dest={REMOTE_PROBE} mode=0644", check=False, become=True)
+    out = h.run(
+        "python3 %s %s %s %s",
+        REMOTE_PROBE,
+        dep.storage_env_file(storage),
+        names["approle"],
+        names["policy"],
+    )
+    assert out.rc == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["login"] == 200, f"AppRole login from {storage} failed: {doc}"
+    assert doc["lease_duration"] <= 60
+    assert "root" not in doc["policies"]
+    assert doc["datakey"] == 200, "the AppRole token cannot make a data key"
+    assert doc["policy_read"] == 403, "the AppRole token can read policies: not least privilege"
+    assert doc["revoke"] in (200, 204)
+
+
+def test_approle_secret_ids_expire_and_are_bound(
+    dep: Deployment, ns: hvac.Client, names: dict[str, str]
+):
+    """secret_id_ttl, secret_id_bound_cidrs and token_bound_cidrs on the role, and each
+    storage host's secret-id bound to that host's address."""
+    role = ns.auth.approle.read_role(names["role"], mount_point=names["approle"])["data"]
+    ttl = str(dep.setting("vault_kms_secret_id_ttl", dep.vault_hosts[0]))
+    want_ttl = (
+        int(ttl[:-1]) * {"h": 3600, "m": 60, "s": 1}[ttl[-1]] if ttl[-1] in "hms" else int(ttl)
+    )
+    assert role["secret_id_ttl"] == want_ttl > 0
+    # OpenBao answers a /32 as the bare address
+    bare = lambda cidrs: sorted(c.removesuffix("/32") for c in cidrs or [])  # noqa: E731
+    cidrs = sorted(dep.address(h) for h in dep.storage_hosts)
+    assert bare(role["secret_id_bound_cidrs"]) == cidrs
+    assert bare(role["token_bound_cidrs"]) == cidrs
+    for host in dep.storage_hosts:
+        kept = custody_lib.read_json(dep.secrets_dir / "approle" / f"{host}.json")
+        doc = ns.auth.approle.read_secret_id_accessor(
+            names["role"], kept["secret_id_accessor"], mount_point=names["approle"]
+        )["data"]
+        assert bare(doc["cidr_list"]) == [dep.address(host)]
+        assert bare(doc["token_bound_cidrs"]) == [dep.address(host)]
+        assert not doc["expiration_time"].startswith("0001-"), "the secret-id never expires"
+
+
+def test_secret_id_refused_from_another_address(
+    dep: Deployment, api: VaultAPI, names: dict[str, str]
+):
+    """The storage host's real credentials, presented from the controller (another address
+    on the container network), are refused."""
+    env = dep.storage_env(dep.storage_hosts[0])
     anonymous = api.client(namespace=names["ns"], anonymous=True)
-    with must("AppRole login with the storage host's credentials failed"):
-        login = anonymous.auth.approle.login(
+    with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)) as err:
+        anonymous.auth.approle.login(
             env["MINIO_SSE_VAULT_APPROLE_ID"],
             env["MINIO_SSE_VAULT_APPROLE_SECRET"],
             use_token=False,
             mount_point=names["approle"],
         )
-    auth = login["auth"]
-    assert auth["lease_duration"] <= 60
-    assert "root" not in auth["policies"]
-    app = api.client(namespace=names["ns"], token=auth["client_token"])
-    with must("the AppRole token cannot make a data key"):
-        app.secrets.transit.generate_data_key(
-            name=names["key"], key_type="plaintext", mount_point=names["transit"]
-        )
-    with pytest.raises(hvac.exceptions.Forbidden):
-        app.sys.read_policy(name=names["policy"])
-        pytest.fail("the AppRole token can read policies: not least privilege")
-    app.auth.token.revoke_self()
+    assert "source address" in str(err.value) or "unauthorized" in str(err.value).lower()
 
 
 def test_namespace_isolation(root: hvac.Client, names: dict[str, str]):
@@ -220,3 +348,26 @@ def test_namespace_isolation(root: hvac.Client, names: dict[str, str]):
     assert names["approle"] + "/" not in auths["data"], "AppRole also enabled in the root"
     mounts = root.sys.list_mounted_secrets_engines()
     assert names["transit"] + "/" not in mounts["data"], "transit also mounted in the root"
+
+
+def test_unsealer_tokens_kept_by_accessor(dep: Deployment):
+    """Transit auto-unseal: each KMS node's token is kept on the controller with its accessor
+    (the play checks it there, never in the node's seal.env), is the token the node uses, and
+    the unsealer knows the accessor as a periodic autounseal-only token."""
+    unsealers = dep.group("vault_unsealers")
+    if not unsealers:
+        pytest.skip("no transit unsealer in this deployment")
+    api = vault_api(dep, unsealers[0])
+    custody_dir = Path(str(dep.setting("vault_unsealer_token_custody_dir", unsealers[0])))
+    for node in dep.vault_hosts:
+        kept = custody_lib.read_json(custody_dir / f"{node}.json")
+        status, doc = api.request(
+            "POST", "/v1/auth/token/lookup-accessor", body={"accessor": kept["accessor"]}
+        )
+        assert status == 200, f"{node}: the kept accessor is unknown to the unsealer"
+        policy = str(dep.setting("vault_unsealer_policy_name", unsealers[0]))
+        assert doc["data"]["policies"] == [policy] and int(doc["data"]["period"]) > 0
+        env_file = f"{dep.setting('vault_server_config_dir', node)}/seal.env"
+        seal_env = dep.host(node).run("cat %s", env_file)
+        assert seal_env.rc == 0, seal_env.stderr
+        assert kept["token"] in seal_env.stdout, f"{node} uses another token than the kept one"
