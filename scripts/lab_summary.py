@@ -55,14 +55,15 @@ ctx = ssl.create_default_context(cafile=sys.argv[1])
 ctx.check_hostname = False  # 127.0.0.1 on the node itself; the chain is still checked
 out = {}
 for path in ("seal-status", "leader"):
-    with urllib.request.urlopen("https://127.0.0.1:%s/v1/sys/" % sys.argv[2] + path, context=ctx, timeout=5) as r:
+    url = "https://127.0.0.1:%s/v1/sys/%s" % (sys.argv[2], path)
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as r:
         out[path] = json.load(r)
 print(json.dumps(out))
 """
 
 
 def inventory_hosts(inventory: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Groups -> hosts and hostvars, from ansible-inventory (the lab inventories name every node)."""
+    """Groups -> hosts and hostvars from ansible-inventory (the lab inventories name each node)."""
     out = subprocess.run(
         ["ansible-inventory", "-i", inventory, "--list"],
         capture_output=True,

@@ -25,7 +25,7 @@ _ORDER = [
     "test_secrets",
 ]
 _AFTER_SECRETS = {"test_06_still_encrypts_after_two_token_periods"}
-# Changes the deployment for good (Shamir -> static seal): after every other suite, even test_06 above.
+# Changes the deployment for good (Shamir -> static seal): after every suite, even test_06 above.
 _LAST = ["test_seal_migration"]
 
 

