@@ -56,8 +56,11 @@ ctx.check_hostname = False  # 127.0.0.1 on the node itself; the chain is still c
 out = {}
 for path in ("seal-status", "leader"):
     url = "https://127.0.0.1:%s/v1/sys/%s" % (sys.argv[2], path)
-    with urllib.request.urlopen(url, context=ctx, timeout=5) as r:
-        out[path] = json.load(r)
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=5) as r:
+            out[path] = json.load(r)
+    except OSError as exc:  # a sealed node answers sys/leader with 503
+        out[path] = {"error": str(exc)}
 print(json.dumps(out))
 """
 
@@ -85,6 +88,8 @@ def node_state(host: str, port: int) -> str:
     except json.JSONDecodeError:
         return f"status unknown ({run.stderr.strip()[-120:] or 'no answer'})"
     seal, leader = doc["seal-status"], doc["leader"]
+    if "error" in seal:
+        return f"status unknown ({seal['error']})"
     role = "active" if leader.get("is_self") else "standby"
     state = "sealed" if seal.get("sealed") else "unsealed"
     return f"{role}, {state}, seal {seal.get('type')}"
