@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-VAULT, STORAGE, CLIENT = "vault1", "storage1", "client1"
+STORAGE, CLIENT = "storage1", "client1"
 IP_FORMAT = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
 
 
@@ -53,6 +53,76 @@ def container_ip(host: str) -> str:
         check=True,
     ).stdout.split()
     return out[0] if out else "?"
+
+
+# Run inside a KMS container: its own seal status and HA role, over TLS verified with its CA.
+_NODE_STATUS = """
+import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ctx.check_hostname = False  # 127.0.0.1 on the node itself; the chain is still checked
+out = {}
+for path in ("seal-status", "leader"):
+    url = "https://127.0.0.1:%s/v1/sys/%s" % (sys.argv[2], path)
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=5) as r:
+            out[path] = json.load(r)
+    except OSError as exc:  # a sealed node answers sys/leader with 503
+        out[path] = {"error": str(exc)}
+print(json.dumps(out))
+"""
+
+
+def inventory_hosts(inventory: str) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Groups -> hosts and hostvars from ansible-inventory (the lab inventories name each node)."""
+    out = subprocess.run(
+        ["ansible-inventory", "-i", inventory, "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    doc = json.loads(out)
+    groups = {g: sorted(v.get("hosts", [])) for g, v in doc.items() if isinstance(v, dict)}
+    return groups, doc.get("_meta", {}).get("hostvars", {})
+
+
+def node_state(host: str, port: int) -> str:
+    """'active/standby, sealed/unsealed, seal <type>' of one KMS node, or why it is unknown."""
+    # vault_server_config_dir is templated on the implementation: /etc/<implementation>
+    ca = f"/etc/{role_default('vault_server', 'vault_server_implementation')}/tls/ca.pem"
+    run = docker_exec(host, "python3", "-c", _NODE_STATUS, ca, str(port))
+    try:
+        doc = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        return f"status unknown ({run.stderr.strip()[-120:] or 'no answer'})"
+    seal, leader = doc["seal-status"], doc["leader"]
+    if "error" in seal:
+        return f"status unknown ({seal['error']})"
+    role = "active" if leader.get("is_self") else "standby"
+    state = "sealed" if seal.get("sealed") else "unsealed"
+    return f"{role}, {state}, seal {seal.get('type')}"
+
+
+def kms_rows(inventory: str, secrets_dir: Path, key_id: str) -> list[tuple[str, str]]:
+    """One row per KMS node (and unsealer): every endpoint the storage host fails over between."""
+    groups, hostvars = inventory_hosts(inventory)
+    nodes = groups.get("vault_servers", [])
+    if not nodes:
+        return [("KMS", "no vault_servers in the inventory")]
+    port = int(role_default("vault_server", "vault_server_port"))
+    seal = hostvars.get(nodes[0], {}).get("vault_server_seal_type", "shamir")
+    custody = f"{rel(secrets_dir)}/{nodes[0]}-init.json (0600)"
+    keys = "recovery keys" if seal != "shamir" else "unseal keys"
+    rows = [
+        (
+            "KMS",
+            f"OpenBao raft cluster of {len(nodes)} (transit key {key_id}, AppRole, seal {seal}); "
+            f"{keys} + root token: {custody}",
+        )
+    ]
+    rows += [(f"  {n}", f"https://{n}:{port}: {node_state(n, port)}") for n in nodes]
+    for u in groups.get("vault_unsealers", []):
+        rows.append((f"  {u}", f"https://{u}:{port}: transit unsealer, {node_state(u, port)}"))
+    return rows
 
 
 def rel(path: Path) -> str:
@@ -100,15 +170,15 @@ def main() -> int:
         scan_doc = {"ok": False, "summary": scan.stderr.strip() or "no output"}
 
     if args.mode == "vault":
-        kms = (
-            f"OpenBao at https://{VAULT}:8200 (transit key {doc.get('kms_key_id')}, AppRole); "
-            f"unseal keys + root token: {rel(secrets_dir)}/{VAULT}-init.json (0600)"
-        )
+        kms = kms_rows(args.inventory, secrets_dir, str(doc.get("kms_key_id")))
     else:
-        kms = (
-            f"static master key (id {doc.get('kms_key_id')}): "
-            f"{rel(secrets_dir)}/sse-master-key (0600)"
-        )
+        kms = [
+            (
+                "KMS",
+                f"static master key (id {doc.get('kms_key_id')}): "
+                f"{rel(secrets_dir)}/sse-master-key (0600)",
+            )
+        ]
     rows = [
         (
             "S3 endpoint",
@@ -122,7 +192,7 @@ def main() -> int:
             else "off (plain HTTP, storage_server_tls_enabled: false)",
         ),
         ("credentials", f"{rel(secrets_dir)}/s3-credentials.json (0600); {client_env} on {CLIENT}"),
-        ("KMS", kms),
+        *kms,
         (
             "round trip",
             f"{CLIENT} -> {STORAGE}: s3://{obj['bucket']}/{obj['key']} size={obj['size']} "

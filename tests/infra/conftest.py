@@ -11,6 +11,7 @@ import os
 
 import pytest
 from infra_lib import Deployment, inventory_source
+from load_lib import MEASURED
 
 # Read-only suites first, then the faults. The secret suite (a -vvv converge and host scans)
 # runs inside the fault suite's final wait of more than two token periods, so those two
@@ -24,6 +25,8 @@ _ORDER = [
     "test_secrets",
 ]
 _AFTER_SECRETS = {"test_06_still_encrypts_after_two_token_periods"}
+# Changes the deployment for good (Shamir -> static seal): after every suite, even test_06 above.
+_LAST = ["test_seal_migration"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,10 +39,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         stem = item.path.stem
         if item.name in _AFTER_SECRETS:
             return len(_ORDER)
+        if stem in _LAST:
+            return len(_ORDER) + 1 + _LAST.index(stem)
         return _ORDER.index(stem) if stem in _ORDER else -1
 
     for item in items:
-        if item.path.stem in _ORDER:
+        if item.path.stem in _ORDER or item.path.stem in _LAST:
             item.add_marker(pytest.mark.infra)
     items.sort(key=rank)
 
@@ -56,6 +61,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.path.name == "test_molecule_scenarios.py":
             item.module.start_all()  # type: ignore[attr-defined]
             return
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the fault suites measured (seconds, error counts), so the run's log shows it."""
+    for title, numbers in MEASURED.items():
+        terminalreporter.write_sep("-", f"measured: {title}")
+        for key, value in numbers.items():
+            terminalreporter.write_line(f"{key}: {value}")
 
 
 @pytest.fixture(scope="session")

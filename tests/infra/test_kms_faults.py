@@ -4,31 +4,30 @@ Scenario kms-cluster only (marker kmscluster), after the read-only cluster suite
 runs tests/infra/files/kms_load.py as a transient systemd unit (fixed rate PUT + GET, sha256
 checked, boto3 retries off, bounded by a stop file and a maximum duration) while the controller,
 in order: kill -9 the raft leader (systemd restarts it; it must auto-unseal and rejoin with no
-playbook run), stop a standby and start it again, then restart every node one by one with
-playbooks/kms-rolling-restart.yml. Measured: leader loss to the first successful transit call on
-a surviving node, seconds until the killed node serves again, client-visible errors per fault
-window. The numbers go to .cache/molecule/kms-cluster-faults.json for the closing note.
+playbook run), stop a standby and start it again, restart every node one by one with
+playbooks/kms-rolling-restart.yml, then remove a standby with playbooks/remove-peer.yml (raft
+peers 2, autopilot healthy) and grow it back with playbooks/vault.yml (peers 3, unsealed).
+Measured: leader loss to the first successful transit call on a surviving node, seconds until
+the killed node serves again, client-visible errors per fault window. The numbers go to
+.cache/molecule/kms-cluster-faults.json and the pytest summary, for the closing note.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from infra_lib import REPO, Deployment, VaultAPI, vault_api
+from load_lib import MEASURED, errors_in, load_running, start_load, stop_load
 
 pytestmark = pytest.mark.kmscluster
 
-LOAD_SCRIPT = Path(__file__).resolve().parent / "files" / "kms_load.py"
-REMOTE_SCRIPT = "/usr/local/lib/kms_load.py"
-STOP_FILE = "/run/kms-load.stop"
-REPORT = "/run/kms-load.json"
-UNIT = "kms-load"
 RATE = 4.0
 MAX_LOAD_S = 900
+# Report fields too long for the numbers file (each error, each PUT's time).
+_NOT_IN_NUMBERS = ("errors", "verify_errors", "put_t")
 REPORT_FILE = REPO / ".cache" / "molecule" / "kms-cluster-faults.json"
 
 
@@ -128,29 +127,10 @@ def _after_kill(apis: dict[str, VaultAPI], old: str, start: float) -> dict[str, 
 
 def test_01_start_load(dep: Deployment, client: str, apis: dict[str, VaultAPI]):
     assert _cluster_healthy(apis), "the cluster must be healthy before the fault run"
-    h = dep.host(client)
-    h.ansible("copy", f"src={LOAD_SCRIPT} dest={REMOTE_SCRIPT} mode=0644", check=False, become=True)
-    h.run("rm -f %s %s; systemctl reset-failed %s", STOP_FILE, REPORT, UNIT)
-    storage = dep.storage_hosts[0]
-    prefix = dep.setting("sse_client_prefix", client)
-    out = h.run(
-        "systemd-run --unit=%s --property=RuntimeMaxSec=%s %s/venv/bin/python %s --endpoint %s "
-        "--env-file %s --rate %s --max-seconds %s --stop-file %s --out %s",
-        UNIT,
-        str(MAX_LOAD_S + 300),
-        prefix,
-        REMOTE_SCRIPT,
-        dep.storage_url(storage),
-        str(dep.setting("sse_client_env_file", client)),
-        str(RATE),
-        str(MAX_LOAD_S),
-        STOP_FILE,
-        REPORT,
-    )
-    assert out.rc == 0, out.stderr
-    State.windows["baseline"] = [time.time()]
+    State.windows["baseline"] = [start_load(dep, client, rate=RATE, max_seconds=MAX_LOAD_S)]
     time.sleep(15)
-    assert h.service(UNIT).is_running, h.run("journalctl -u %s -n 30", UNIT).stdout
+    running, journal = load_running(dep, client)
+    assert running, journal
     State.windows["baseline"].append(time.time())
 
 
@@ -207,28 +187,66 @@ def test_04_rolling_restart_playbook(dep: Deployment, apis: dict[str, VaultAPI])
     assert _cluster_healthy(apis)
 
 
+def _raft_ids(api: VaultAPI) -> list[str]:
+    status, doc = api.get("/v1/sys/storage/raft/configuration")
+    assert status == 200, doc
+    return sorted(s["node_id"] for s in doc["data"]["config"]["servers"])
+
+
+def _voters_healthy(apis: dict[str, VaultAPI], members: list[str]) -> bool:
+    """Autopilot (asked through any of ``members``) healthy with exactly ``members`` as voters."""
+    for name in members:
+        try:
+            status, doc = apis[name].get("/v1/sys/storage/raft/autopilot/state")
+        except OSError:
+            continue
+        if status == 200:
+            data = doc["data"]
+            return bool(data["healthy"]) and sorted(data["voters"]) == sorted(members)
+    return False
+
+
+def test_04b_remove_a_standby_then_vault_yml_joins_it_again(
+    dep: Deployment, apis: dict[str, VaultAPI]
+):
+    """Issue 9: removing a node is a playbook step (remove-peer.yml), adding one is a converge."""
+    leader = _leader(apis)
+    peer = next(n for n in sorted(apis, reverse=True) if n != leader)
+    rest = sorted(n for n in apis if n != peer)
+    service = dep.setting("vault_server_service_name", peer)
+    t0 = time.time()
+    proc = dep.run_playbook(
+        REPO / "playbooks" / "remove-peer.yml", "-e", f"kms_remove_peer={peer}", timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    State.numbers["remove_peer_s"] = round(time.time() - t0, 1)
+    assert _raft_ids(apis[leader]) == rest, "raft still lists the removed peer"
+    assert _voters_healthy(apis, rest), "autopilot not healthy with the two remaining voters"
+    assert not dep.host(peer).service(service).is_running, f"{peer} still runs after remove-peer"
+    t1 = time.time()
+    proc = dep.run_playbook(REPO / "playbooks" / "vault.yml", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    State.numbers["rejoin_converge_s"] = round(time.time() - t1, 1)
+    _wait(lambda: _cluster_healthy(apis), 120, f"autopilot healthy with {peer} back")
+    assert _raft_ids(apis[rest[0]]) == sorted(apis)
+    status, seal = apis[peer].get("/v1/sys/seal-status", token=False)
+    assert status == 200 and not seal["sealed"] and seal["type"] == "transit", seal
+    State.windows["remove_and_rejoin"] = [t0, time.time()]
+
+
 def test_05_no_client_visible_error_and_every_object_readable(dep: Deployment, client: str):
-    h = dep.host(client)
-    h.run("touch %s", STOP_FILE)
-    deadline = time.monotonic() + 300
-    while h.run("test -s %s", REPORT).rc != 0:
-        assert time.monotonic() < deadline, h.run("journalctl -u %s -n 40", UNIT).stdout
-        time.sleep(2)
-    report = json.loads(h.check_output("cat %s", REPORT))
-    start = report["start_epoch"]
-    per_window = {
-        name: sum(1 for e in report["errors"] if w[0] <= start + e["t"] <= w[-1] + 5)
-        for name, w in State.windows.items()
-    }
+    report = stop_load(dep, client)
+    per_window = {name: len(errors_in(report, w)) for name, w in State.windows.items()}
     State.numbers.update(
         {
-            "load": {k: v for k, v in report.items() if k not in ("errors", "verify_errors")},
+            "load": {k: v for k, v in report.items() if k not in _NOT_IN_NUMBERS},
             "errors_per_fault": per_window,
             "first_errors": report["errors"][:10],
         }
     )
     REPORT_FILE.parent.mkdir(parents=True, exist_ok=True)
     REPORT_FILE.write_text(json.dumps(State.numbers, indent=2) + "\n")
+    MEASURED["kms-cluster faults"] = {k: v for k, v in State.numbers.items() if k != "first_errors"}
     assert report["written"] > 0 and report["ops"] >= report["written"]
     assert report["verified"] == report["written"], report["verify_errors"]
     assert report["error_count"] == 0, (

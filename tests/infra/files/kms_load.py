@@ -78,6 +78,7 @@ def main() -> int:
         s3.create_bucket(Bucket=args.bucket)
 
     written: dict[str, str] = {}
+    put_t: dict[str, float] = {}  # key -> seconds after start its PUT began (which phase wrote it)
     errors: list[dict[str, Any]] = []
     ops = 0
     last_ok = time.time()
@@ -111,6 +112,7 @@ def main() -> int:
             if resp.get("ServerSideEncryption") != "AES256":
                 raise RuntimeError(f"PUT answered SSE {resp.get('ServerSideEncryption')!r}")
             written[key] = hashlib.sha256(body).hexdigest()
+            put_t[key] = round(t0 - start, 3)
             record("put", key, t0, None)
         except Exception as exc:  # every failure is counted, whatever its type
             record("put", key, t0, exc)
@@ -147,6 +149,7 @@ def main() -> int:
         "written": len(written),
         "verified": len(written) - len(verify_errors),
         "verify_errors": verify_errors[:20],
+        "put_t": put_t,
         "max_gap_between_successes_s": round(max_gap, 3),
         "latency_p50_s": round(lat[len(lat) // 2], 3) if lat else None,
         "latency_p99_s": round(lat[int(len(lat) * 0.99)], 3) if lat else None,
