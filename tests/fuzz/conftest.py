@@ -2,7 +2,7 @@
 
 ``ci`` (the default, used by ``make test``) is bounded and derandomized, so every run tries
 the same inputs and a failure reproduces; ``fuzz`` (``make fuzz``) draws fresh random inputs
-with a hundred times the budget (over 100,000 cases across the suite). Pick one with
+with fifty times the budget (over 100,000 cases across the suite). Pick one with
 ``SEALSTORE_FUZZ_PROFILE``; ``SEALSTORE_FUZZ_SCALE`` multiplies the per-test budgets.
 
 Cases are counted by wrapping each Hypothesis test's inner function (the documented plugin
@@ -38,7 +38,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "fuzz",
-    max_examples=10_000,
+    max_examples=5_000,
     derandomize=False,
     database=None,
     deadline=None,
