@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Any
 
 import pytest
@@ -66,6 +67,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if hyp is not None and not getattr(hyp.inner_test, "_fuzz_counted", False):
             hyp.inner_test = _counted(hyp.inner_test)
             hyp.inner_test._fuzz_counted = True
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """With SEALSTORE_FUZZ_PROGRESS set, append the running case count after each test."""
+    path = os.environ.get("SEALSTORE_FUZZ_PROGRESS")
+    if path and report.when == "call":
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(
+                f"{time.strftime('%H:%M:%S')} {report.outcome} {report.nodeid} "
+                f"total={_cases['n']}\n"
+            )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
