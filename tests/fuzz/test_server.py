@@ -4,8 +4,9 @@ Proves that Hypothesis-generated HTTP requests (raw request lines, random header
 values and sizes, query strings, botocore-signed requests with one part mutated after
 signing, aws-chunked uploads with mutated framing, XML bodies in several encodings, random
 object keys and Range headers) are always answered, within a timeout, with a status below
-500, and that the server process is still alive and live after every test. A successful PUT
-of a fuzzed key reads back byte-exact through any satisfiable Range.
+500 (S3's deliberate 501 NotImplemented aside), and that the server process is still alive
+and live after every test. A successful PUT of a fuzzed key reads back byte-exact through
+any satisfiable Range.
 
 Known defects owned by another change (issue 8 item 8: CR/LF in ``response-content-type``
 answers 500) are kept out of the generated inputs and pinned by an ``xfail`` test instead.
@@ -71,8 +72,11 @@ def still_healthy(server: ServerProcess) -> Iterator[None]:
 
 
 def answered(srv: ServerProcess, answer: wire.Answer, what: object) -> None:
+    """Answered, below 500, server alive. 501 NotImplemented is S3's deliberate answer for a
+    feature it lacks (e.g. ``?list-type`` on an object), not a failure."""
     assert answer.status is not None, f"closed without answering: {what!r}"
-    assert answer.status < 500, f"{answer.status} for {what!r}: {answer.body[:500]!r}"
+    deliberate = answer.status == 501 and b"<Code>NotImplemented</Code>" in answer.body
+    assert answer.status < 500 or deliberate, f"{answer.status} for {what!r}: {answer.body[:500]!r}"
     assert srv.proc is not None and srv.proc.poll() is None, "server died"
 
 
