@@ -75,7 +75,10 @@ def answered(srv: ServerProcess, answer: wire.Answer, what: object) -> None:
     """Answered, below 500, server alive. 501 NotImplemented is S3's deliberate answer for a
     feature it lacks (e.g. ``?list-type`` on an object), not a failure."""
     assert answer.status is not None, f"closed without answering: {what!r}"
-    deliberate = answer.status == 501 and b"<Code>NotImplemented</Code>" in answer.body
+    code = answer.headers.get("x-minio-error-code", "")  # HEAD answers carry no body
+    deliberate = answer.status == 501 and (
+        code == "NotImplemented" or b"<Code>NotImplemented</Code>" in answer.body
+    )
     assert answer.status < 500 or deliberate, f"{answer.status} for {what!r}: {answer.body[:500]!r}"
     assert srv.proc is not None and srv.proc.poll() is None, "server died"
 
