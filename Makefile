@@ -20,7 +20,7 @@ export PATH := $(VBIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lab lab-down lint unit contract integration molecule infra-lab bench test docker image
+.PHONY: help venv lab lab-down lint unit contract integration fuzz molecule infra-lab bench test docker image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ unit: venv ## unit tests
 contract: venv ## storage contract suite, run against every registered backend (tests/contract)
 	pytest tests/contract $(PYTEST_ARGS)
 
+fuzz: venv ## the fuzz suite with the `fuzz` Hypothesis profile (100,000+ cases; prints the count)
+	SEALSTORE_FUZZ_PROFILE=fuzz pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
+
 integration: venv ## integration tests (real OpenBao + real server + real S3 clients)
 	pytest tests/integration $(PYTEST_ARGS)
 
@@ -68,5 +71,5 @@ infra-lab: venv ## the testinfra suites against the running lab (after `make lab
 bench: venv ## benchmarks (bench/run.py)
 	python bench/run.py
 
-test: venv lint image ## lint, then unit + contract + integration + molecule in ONE pytest run (one summary line)
-	pytest tests/unit tests/contract tests/integration tests/infra/test_molecule_scenarios.py $(PYTEST_ARGS)
+test: venv lint image ## lint, then unit + contract + fuzz (ci profile) + integration + molecule in ONE pytest run (one summary line)
+	SEALSTORE_FUZZ_PROFILE=ci pytest tests/unit tests/contract tests/fuzz tests/integration tests/infra/test_molecule_scenarios.py $(PYTEST_ARGS)

@@ -79,3 +79,28 @@ def test_parse_wrong_root() -> None:
 def test_parse_size_limit() -> None:
     with pytest.raises(MalformedXMLError):
         parse(b"<a>" + b"x" * (3 * 1024 * 1024) + b"</a>")
+
+
+DTD_DOC = '<!DOCTYPE Delete [<!ENTITY x "expanded">]><Delete><Key>&x;</Key></Delete>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DTD_DOC.encode("utf-16"),  # BOM, native order
+        DTD_DOC.encode("utf-16-le"),
+        DTD_DOC.encode("utf-16-be"),
+        ('<?xml version="1.0" encoding="UTF-16"?>' + DTD_DOC).encode("utf-16-be"),
+        b"\xef\xbb\xbf" + DTD_DOC.encode(),
+        DTD_DOC.encode("utf-32"),
+    ],
+)
+def test_parse_rejects_dtd_in_any_encoding(data: bytes) -> None:
+    """The parser refuses the DTD after decoding: no ASCII '<!DOCTYPE' bytes are needed."""
+    with pytest.raises(MalformedXMLError):
+        parse(data)
+
+
+def test_parse_utf16_without_dtd() -> None:
+    root = parse("<Delete><Key>k é</Key></Delete>".encode("utf-16"), "Delete")
+    assert child_text(root, "Key") == "k é"

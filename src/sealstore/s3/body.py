@@ -60,7 +60,7 @@ def _parse_length(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise S3Error("InvalidArgument", f"{name} must be a non-negative integer.")
     return int(value)
 

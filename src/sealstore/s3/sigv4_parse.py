@@ -276,7 +276,7 @@ def parse_query_auth(params: Mapping[str, str]) -> ParsedAuth:
             f'This date is not the same as X-Amz-Date: "{amz_date[:8]}".',
         )
     raw_expires = params["X-Amz-Expires"]
-    if not raw_expires.isdigit():
+    if not (raw_expires.isascii() and raw_expires.isdigit()):
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
     expires = int(raw_expires)
     if expires < 1:

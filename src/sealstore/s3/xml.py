@@ -2,8 +2,10 @@
 
 Responses are built as strings with explicit escaping (the documents are small and flat,
 and string building is several times faster than ElementTree). Request bodies are parsed
-with ElementTree after rejecting DTDs, so entity expansion and external entities cannot
-be used against the server; namespaces are ignored because clients differ in sending them.
+with defusedxml's ElementTree parser, which refuses a DTD, an entity declaration or an
+external reference from expat's own callbacks, i.e. after the document was decoded: a byte
+filter cannot do that, because a UTF-16 (or otherwise encoded) ``<!DOCTYPE`` has no ASCII
+bytes to match. Namespaces are ignored because clients differ in sending them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from xml.sax.saxutils import escape as _sax_escape
+
+import defusedxml
+import defusedxml.ElementTree as DET
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -69,16 +74,18 @@ def local_name(element: ET.Element) -> str:
 def parse(data: bytes, expected_root: str | None = None) -> ET.Element:
     """Parse a request body; raise MalformedXMLError for anything unexpected.
 
-    DOCTYPE declarations are refused outright (no legitimate S3 body has one), which
-    closes entity-expansion and external-entity attacks regardless of the expat version.
+    A DOCTYPE, an entity declaration or an external reference is refused by the parser in
+    whatever encoding the document uses (no legitimate S3 body has one, and S3 answers
+    MalformedXML), which closes entity-expansion and external-entity attacks.
     """
     if len(data) > MAX_XML_BODY:
         raise MalformedXMLError("XML body too large")
-    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
-        raise MalformedXMLError("DTDs are not allowed in request bodies")
     try:
-        root = ET.fromstring(data)  # noqa: S314 - DTDs rejected above
-    except ET.ParseError as exc:
+        root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException:
+        raise MalformedXMLError("DTDs and entities are not allowed in request bodies") from None
+    except (ET.ParseError, ValueError, LookupError) as exc:
+        # ValueError/LookupError: expat refusing an encoding it cannot decode (e.g. UTF-32).
         raise MalformedXMLError(f"The XML you provided was not well-formed: {exc}") from None
     if expected_root is not None and local_name(root) != expected_root:
         raise MalformedXMLError(f"expected root element {expected_root}, got {local_name(root)}")

@@ -115,7 +115,7 @@ def _parse_max_keys(raw: str | None) -> int:
     """S3 accepts 0..2^31-1 and silently caps at 1000; non-numbers and negatives are errors."""
     if raw is None or raw == "":
         return DEFAULT_MAX_KEYS
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise S3Error("InvalidArgument", "max-keys must be an integer between 0 and 2147483647")
     value = int(raw)
     if value > 2**31 - 1:

@@ -99,7 +99,12 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
 
 def _check_content_length(req: S3Request) -> None:
     declared = req.header("x-amz-decoded-content-length") or req.header("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_PART_SIZE:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > MAX_PART_SIZE
+    ):
         raise S3Error("EntityTooLarge", f"A part may be at most {MAX_PART_SIZE} bytes")
 
 

@@ -27,7 +27,12 @@ class CompletePart:
 
 def parse_part_number(raw: str | None) -> int:
     """``partNumber`` must be an integer 1..10000 (InvalidArgument otherwise, as S3)."""
-    if raw is None or not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= st.MAX_PART_NUMBER:
+    if (
+        raw is None
+        or not (raw.isascii() and raw.isdigit())
+        or len(raw) > 5
+        or not 1 <= int(raw) <= st.MAX_PART_NUMBER
+    ):
         raise S3Error(
             "InvalidArgument",
             f"Part number must be an integer between 1 and {st.MAX_PART_NUMBER}, inclusive",
@@ -51,7 +56,7 @@ def parse_complete_request(data: bytes) -> list[CompletePart]:
         if number_text is None or etag is None:
             raise MalformedXMLError("each Part needs a PartNumber and an ETag")
         number_text = number_text.strip()
-        if not number_text.isdigit() or len(number_text) > 5:
+        if not (number_text.isascii() and number_text.isdigit()) or len(number_text) > 5:
             raise MalformedXMLError(f"PartNumber {number_text!r} is not a number")
         number = int(number_text)
         if not 1 <= number <= st.MAX_PART_NUMBER:
@@ -72,7 +77,7 @@ def parse_int(raw: str | None, name: str, default: int, maximum: int) -> int:
     """Non-negative integer query parameter, capped like S3 caps max-* values."""
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise S3Error("InvalidArgument", f"{name} must be a non-negative integer")
     return min(int(raw), maximum)
 

@@ -46,7 +46,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     first, _, last = spec.partition("-")
     first, last = first.strip(), last.strip()
     if first == "":
-        if not last.isdigit():
+        if not (last.isascii() and last.isdigit()):
             return None
         n = int(last)
         if n == 0:
@@ -55,7 +55,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         if size == 0:
             raise invalid_range(size)
         return ByteRange(size - n, n)
-    if not first.isdigit() or (last and not last.isdigit()):
+    if not (first.isascii() and first.isdigit()) or (
+        last and not (last.isascii() and last.isdigit())
+    ):
         return None
     start = int(first)
     end = int(last) if last else size - 1
@@ -71,7 +73,7 @@ def part_range(raw: str | None, range_header: str | None, meta: ObjectMeta) -> B
     """The plaintext range of ``?partNumber=N`` (None when absent); 416 for a missing part."""
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000")
     if range_header is not None:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber")
@@ -102,7 +104,11 @@ def parse_copy_range(value: str | None, size: int) -> tuple[int, int]:
             "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
         )
     first_s, sep, last_s = spec[len("bytes=") :].partition("-")
-    if not sep or not first_s.isdigit() or not last_s.isdigit():
+    if (
+        not sep
+        or not (first_s.isascii() and first_s.isdigit())
+        or not (last_s.isascii() and last_s.isdigit())
+    ):
         raise S3Error(
             "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
         )
