@@ -240,7 +240,7 @@ def test_rewrap_killed_midway_resumes_and_objects_stay_readable(
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        argv = [sys.executable, "-m", "sealstore", "admin", "rewrap", "--rate", "8"]
+        argv = [sys.executable, "-m", "sealstore", "admin", "rewrap", "--rate", "4"]
         victim = subprocess.Popen(
             [*argv, "--concurrency", "2", str(server.data_dir)],
             env=env,
@@ -271,7 +271,7 @@ def test_rewrap_killed_midway_resumes_and_objects_stay_readable(
     finally:
         stop.set()
         thread.join(30)
-    assert errors == []
+    assert errors == [], errors[:5]
     assert reads > 0
     key.set_min_decryption(2)
     assert admin(env, "verify", str(server.data_dir)).returncode == 0

@@ -268,21 +268,11 @@ class VaultKMS:
         encoding first, then MinIO's 2019 one. Raises ``KMSDecryptError`` for a ciphertext
         the key cannot open, ``KMSAccessDeniedError`` when the policy lacks ``rewrap``.
         """
-        text = _vault_ciphertext(ciphertext)
-        last: KMSDecryptError | None = None
-        for ctx_bytes in context_encodings(context):
-            ctx = base64.b64encode(ctx_bytes).decode("ascii")
-            try:
-                data = await self._transit("rewrap", key_id, {"ciphertext": text, "context": ctx})
-            except KMSDecryptError as exc:
-                last = exc
-                continue
-            fresh = data.get("ciphertext")
-            if not isinstance(fresh, str) or ciphertext_version(fresh.encode()) is None:
-                raise KMSError("Vault rewrap response is malformed")
-            return fresh.encode("ascii")
-        assert last is not None
-        raise last
+        data = await self._with_context("rewrap", key_id, ciphertext, context)
+        fresh = data.get("ciphertext")
+        if not isinstance(fresh, str) or ciphertext_version(fresh.encode()) is None:
+            raise KMSError("Vault rewrap response is malformed")
+        return fresh.encode("ascii")
 
     async def decrypt_key(self, key_id: str, ciphertext: bytes, context: dict[str, str]) -> bytes:
         """Open a data key with ``transit/decrypt/<key>``.
@@ -290,21 +280,27 @@ class VaultKMS:
         The escaped context is tried first, then MinIO's 2019 raw encoding (only matters for
         ``derived=true`` keys; Vault ignores the context of non-derived keys, pitfall P5).
         """
+        data = await self._with_context("decrypt", key_id, ciphertext, context)
+        try:
+            plain = base64.b64decode(data["plaintext"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise KMSError("Vault decrypt response is malformed") from None
+        if len(plain) != 32:
+            raise KMSDecryptError("Vault returned a data key of the wrong size")
+        return plain
+
+    async def _with_context(
+        self, op: str, key_id: str, ciphertext: bytes, context: dict[str, str]
+    ) -> dict[str, Any]:
+        """``transit/<op>/<key>`` for a sealed data key, trying each context encoding in turn
+        (escaped first, then MinIO's 2019 raw one): the first that opens it answers."""
         text = _vault_ciphertext(ciphertext)
         last: KMSDecryptError | None = None
         for ctx_bytes in context_encodings(context):
             ctx = base64.b64encode(ctx_bytes).decode("ascii")
             try:
-                data = await self._transit("decrypt", key_id, {"ciphertext": text, "context": ctx})
+                return await self._transit(op, key_id, {"ciphertext": text, "context": ctx})
             except KMSDecryptError as exc:
                 last = exc
-                continue
-            try:
-                plain = base64.b64decode(data["plaintext"], validate=True)
-            except (KeyError, TypeError, ValueError, binascii.Error):
-                raise KMSError("Vault decrypt response is malformed") from None
-            if len(plain) != 32:
-                raise KMSDecryptError("Vault returned a data key of the wrong size")
-            return plain
         assert last is not None
         raise last
