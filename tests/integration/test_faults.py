@@ -270,11 +270,17 @@ def test_disk_full_answers_507_and_keeps_serving(tmp_path: Path, tiny_data_fs: P
         assert s3.get_object(Bucket="full", Key="small")["Body"].read() == b"again"
 
 
-def _server_exit(data_dir: Path, workers: int = 1) -> tuple[int, str, str]:
-    """Run ``sealstore server`` on ``data_dir`` expecting it to exit; (code, stdout, stderr)."""
+def _server_exit(
+    data_dir: Path, workers: int = 1, log_dir: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``sealstore server`` on ``data_dir`` expecting it to exit; (code, stdout, stderr).
+
+    ``log_dir`` (default: beside the data directory) holds the harness's log path and metrics
+    token file; a test whose data file system is read-only passes a writable one."""
     import subprocess
 
-    srv = ServerProcess(data_dir, base_env(), data_dir.parent / "unused.log", workers=workers)
+    log = (log_dir or data_dir.parent) / "unused.log"
+    srv = ServerProcess(data_dir, base_env(), log, workers=workers)
     done = subprocess.run(
         srv.argv(), env=srv.env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
     )
@@ -337,7 +343,7 @@ def test_read_only_data_dir_exits_2_with_one_line(tmp_path: Path, tiny_data_fs: 
     import subprocess
 
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_data_fs)], check=True)
-    code, out, err = _server_exit(tiny_data_fs / "d")
+    code, out, err = _server_exit(tiny_data_fs / "d", log_dir=tmp_path)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out + err, err
