@@ -10,9 +10,8 @@ Every KMS call happens before any byte is written or returned, so a KMS outage l
 partial object and becomes a clean error. Every encrypted object gets an authenticated layout
 (`objects.layout`: size, ETag, part list bound under its key) when it is published, and every
 read (GET, HEAD, copy source) checks it right after opening the key, before the first byte.
-Pure bucket and listing operations (create/delete bucket, ListObjects, ListParts,
-ListMultipartUploads, bucket configs) involve no key and no crypto: handlers call the
-``Store`` for those directly (``AppContext.storage``).
+Bucket and listing operations involve no key and no crypto: handlers call the ``Store``
+for those directly (``AppContext.storage``).
 """
 
 from __future__ import annotations
@@ -151,8 +150,6 @@ class ObjectService:
         self.kms = kms
         self.auto_encryption = auto_encryption
 
-    # -- keys --------------------------------------------------------------------------
-
     async def decide(
         self, bucket: str, requested: SSEChoice | None, *, inherit: SSEChoice | None = None
     ) -> SSEChoice | None:
@@ -235,8 +232,6 @@ class ObjectService:
             internal[layout.META_LAYOUT] = layout.seal_layout(meta, oek)
         return meta
 
-    # -- objects -----------------------------------------------------------------------
-
     async def put(
         self,
         bucket: str,
@@ -247,8 +242,8 @@ class ObjectService:
         sse: SSEChoice | None,
         content_md5: str | None = None,
     ) -> ObjectMeta:
-        """Store ``body`` as ``bucket/key`` (encrypted as `decide` says); BadDigest when its
-        MD5 differs from ``content_md5``, in which case nothing is stored."""
+        """Store ``body`` as ``bucket/key`` (encrypted as `decide` says); BadDigest (nothing
+        stored) when its MD5 differs from ``content_md5``."""
         writer = await self.store.new_writer(bucket, key)  # validates bucket + key before KMS
         async with writer:
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
@@ -320,8 +315,6 @@ class ObjectService:
         """Remove the object; an absent key is not an error (S3 semantics)."""
         with contextlib.suppress(NoSuchKey):
             await self.store.delete(bucket, key)
-
-    # -- multipart ---------------------------------------------------------------------
 
     async def create_upload(
         self, bucket: str, key: str, attrs: NewObject, *, sse: SSEChoice | None
