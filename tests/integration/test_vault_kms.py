@@ -549,7 +549,7 @@ def test_requests_do_not_retry_refused_credentials(private_openbao: OpenBao, app
             for _ in range(20):
                 with pytest.raises(KMSLoginError, match="invalid role or secret ID"):
                     await kms.generate_key("my-minio-key", CTX)
-            assert kms._login_attempts == 1
+            assert kms._login_attempts == 1, kms._session.last_error
         finally:
             await kms.close()
         good = VaultKMS(**creds.kms_kwargs(), retry_min=60)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,7 @@ from sealstore.kms.base import (
     self_test,
 )
 from sealstore.kms.tls import client_ssl_context
+from sealstore.kms.vault_batch import Batcher, Item, ItemFailed, Result
 from sealstore.kms.vault_endpoints import error_text, parse_endpoints
 from sealstore.kms.vault_session import VaultSession
 from sealstore.kms.vault_transport import VaultTransport
@@ -102,6 +104,7 @@ class VaultKMS:
         request_forwarding: bool = True,
         approle_mount: str = "approle",
         transit_mount: str = "transit",
+        max_batch: int = 128,
     ) -> None:
         """Configure the client; no network I/O happens before :meth:`start`.
 
@@ -109,6 +112,8 @@ class VaultKMS:
         in this order first). ``failover_timeout`` bounds one call across all nodes (unused
         with a single endpoint). ``request_forwarding=False`` asks standbys to redirect to the
         active node instead of forwarding (the transport follows only to listed nodes).
+        ``max_batch`` caps how many concurrent requests share one transit call
+        (``vault_batch``); 1 turns coalescing off.
         ``capath`` (PEM file or directory) is read here, once, so a bad path fails at start-up
         with a ``ValueError`` naming the path.
         """
@@ -142,6 +147,9 @@ class VaultKMS:
             retry_max=retry_max,
             renew_floor=renew_floor,
         )
+        self._max_batch = max_batch
+        self._batchers: dict[tuple[str, str], Batcher] = {}
+        self._datakey_only: set[str] = set()
 
     def __repr__(self) -> str:
         """Never include the role-id, secret-id or token."""
@@ -159,7 +167,18 @@ class VaultKMS:
 
     async def close(self) -> None:
         """Stop the background tasks and close the connection pool."""
+        for batcher in self._batchers.values():
+            await batcher.close()
         await self._session.close()
+
+    @property
+    def batch_counts(self) -> dict[str, tuple[int, int]]:
+        """Per transit operation: (calls sent, items they carried), summed over keys."""
+        counts: dict[str, tuple[int, int]] = {}
+        for (op, _key), batcher in self._batchers.items():
+            calls, items = counts.get(op, (0, 0))
+            counts[op] = (calls + batcher.calls, items + batcher.items)
+        return counts
 
     def ready(self) -> bool:
         """Logged in with an unexpired token and the last Vault call succeeded."""
@@ -205,7 +224,11 @@ class VaultKMS:
     async def _transit(
         self, op: str, key_id: str, body: dict[str, Any] | None, method: str = "POST"
     ) -> dict[str, Any]:
-        """Call ``transit/<op>/<key>``; on 403 log in again once and retry."""
+        """Call ``transit/<op>/<key>``; on 403 log in again once and retry.
+
+        A ``batch_input`` call whose items failed answers 400 *with* ``batch_results`` (one
+        entry per item, failed ones carrying ``error``): that is returned like a success, so
+        each item's outcome reaches its own request."""
         _validate_key_id(key_id)
         path = f"{self._transit_mount}/{op}/{quote(key_id, safe='')}"
         session = self._session
@@ -221,7 +244,10 @@ class VaultKMS:
                 f"Vault denied {op} on key {key_id!r} (HTTP 403): {error_text(data)}; "
                 "check the AppRole policy"
             )
-        if 200 <= status < 300:
+        batch_answer = status == 400 and isinstance(
+            (data.get("data") or {}).get("batch_results"), list
+        )
+        if 200 <= status < 300 or batch_answer:
             result = data.get("data")
             if not isinstance(result, dict):
                 raise KMSError(f"Vault {op} on key {key_id!r} returned no data")
@@ -235,17 +261,41 @@ class VaultKMS:
         raise KMSError(f"Vault {op} on key {key_id!r} failed (HTTP {status}): {detail}")
 
     async def generate_key(self, key_id: str, context: dict[str, str]) -> DataKey:
-        """New 256-bit data key from ``transit/datakey/plaintext/<key>`` bound to ``context``."""
+        """New 256-bit data key bound to ``context``, sealed by transit.
+
+        The key comes from the OS CSPRNG and is sealed with ``transit/encrypt/<key>``: the
+        same ``vault:v<n>:`` ciphertext ``datakey/plaintext`` returns (so MinIO and older
+        sealstore read it), but concurrent PUTs share one batched call. A policy without
+        ``encrypt`` (MinIO's quickstart grants it; the vault_kms role does too) falls back to
+        one ``datakey/plaintext`` call per object, with one warning.
+        """
         ctx = base64.b64encode(encode_context(context)).decode("ascii")
+        if key_id not in self._datakey_only:
+            plaintext = os.urandom(32)
+            item = {"plaintext": base64.b64encode(plaintext).decode("ascii"), "context": ctx}
+            try:
+                result = await self._item("encrypt", key_id, item)
+            except KMSAccessDeniedError:
+                log.warning(
+                    "Vault policy denies transit/encrypt on key %r: creating data keys with "
+                    "datakey/plaintext, one call per object (grant encrypt to batch them)",
+                    key_id,
+                )
+                self._datakey_only.add(key_id)
+            else:
+                ciphertext = str(result.get("ciphertext", ""))
+                if ciphertext_version(ciphertext.encode()) is None:
+                    raise KMSError("Vault encrypt response is malformed")
+                return DataKey(key_id=key_id, plaintext=plaintext, ciphertext=ciphertext.encode())
         data = await self._transit("datakey/plaintext", key_id, {"context": ctx})
         try:
             plaintext = base64.b64decode(data["plaintext"], validate=True)
-            ciphertext = str(data["ciphertext"]).encode("ascii")
+            ciphertext_bytes = str(data["ciphertext"]).encode("ascii")
         except (KeyError, TypeError, ValueError, binascii.Error):
             raise KMSError("Vault datakey response is malformed") from None
         if len(plaintext) != 32:
             raise KMSError(f"Vault returned a {len(plaintext) * 8}-bit data key, expected 256")
-        return DataKey(key_id=key_id, plaintext=plaintext, ciphertext=ciphertext)
+        return DataKey(key_id=key_id, plaintext=plaintext, ciphertext=ciphertext_bytes)
 
     async def key_versions(self, key_id: str) -> KeyVersions:
         """The key's newest and lowest decryptable version (``GET transit/keys/<key>``: names
@@ -299,8 +349,31 @@ class VaultKMS:
         for ctx_bytes in context_encodings(context):
             ctx = base64.b64encode(ctx_bytes).decode("ascii")
             try:
-                return await self._transit(op, key_id, {"ciphertext": text, "context": ctx})
+                return await self._item(op, key_id, {"ciphertext": text, "context": ctx})
             except KMSDecryptError as exc:
                 last = exc
         assert last is not None
         raise last
+
+    async def _item(self, op: str, key_id: str, item: Item) -> Result:
+        """One item of a (possibly shared) ``batch_input`` call to ``transit/<op>/<key>``."""
+        _validate_key_id(key_id)
+        batcher = self._batchers.get((op, key_id))
+        if batcher is None:
+
+            async def send(items: list[Item]) -> list[Result]:
+                data = await self._transit(op, key_id, {"batch_input": items})
+                results = data.get("batch_results")
+                if not isinstance(results, list) or len(results) != len(items):
+                    raise KMSError(f"Vault {op} on key {key_id!r} returned a malformed batch")
+                return results
+
+            batcher = self._batchers[(op, key_id)] = Batcher(send, max_batch=self._max_batch)
+        try:
+            return await batcher.submit(item)
+        except ItemFailed as exc:
+            if op in ("decrypt", "rewrap"):
+                raise KMSDecryptError(
+                    f"Vault cannot decrypt the data key with {key_id!r}: {exc}"
+                ) from None
+            raise KMSError(f"Vault {op} on key {key_id!r} failed: {exc}") from None

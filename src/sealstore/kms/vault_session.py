@@ -305,6 +305,11 @@ class VaultSession:
     async def _maintain(self) -> None:
         """Background loop: log in while there is no token, renew at ~TTL/2, probe when down."""
         backoff = self._retry_min
+        if isinstance(self._login_failure, KMSLoginError):
+            # start() was just refused: asking again at once would spend a second attempt of
+            # Vault's lockout allowance on the same credentials
+            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, self._retry_max)
         while not self._closed:
             try:
                 if self._token is None or time.monotonic() >= self._deadline:
