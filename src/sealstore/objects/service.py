@@ -43,6 +43,7 @@ from sealstore.objects.errors import (
     NotSupported,
 )
 from sealstore.objects.reading import plaintext
+from sealstore.objects.tagging import stored_tagging, tag_entry
 from sealstore.storage.base import (
     NoSuchBucket,
     NoSuchKey,
@@ -80,6 +81,7 @@ class NewObject:
     content_type: str
     user_meta: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    tagging: str = ""  # canonical tag text (`objects.tagging.encode`), "" for none
 
 
 async def _fill(
@@ -218,6 +220,7 @@ class ObjectService:
         if oek is not None:
             internal[md.META_SEALED_ETAG] = sealing.seal_etag_hex(oek, md5_hex)
             internal[md.META_ACTUAL_SIZE] = str(size)
+        internal.update(tag_entry(attrs.tagging))
         meta = ObjectMeta(
             bucket=bucket,
             key=key,
@@ -263,10 +266,9 @@ class ObjectService:
         attrs: NewObject | None,
         sse: SSEChoice | None,
     ) -> ObjectMeta:
-        """Copy the object ``src`` (from `head`) to ``bucket/key``; ``attrs`` None keeps the
-        source's (metadata directive COPY). Sealed keys are bound to their path, so an
-        encrypted destination always gets a new key; data is decrypted and re-encrypted in
-        one stream."""
+        """Copy ``src`` (from `head`) to ``bucket/key``; ``attrs`` None keeps its attributes
+        and tags (directives COPY). Keys are bound to their path, so an encrypted destination
+        always gets a new key; data is decrypted and re-encrypted in one stream."""
         _require_supported(src, "The source uses SSE-C, which this server does not offer")
         src_encrypted = md.is_encrypted(src.internal)
         if (
@@ -278,6 +280,7 @@ class ObjectService:
             raise InvalidRequest(COPY_SELF_ERROR)
         if attrs is None:
             attrs = NewObject(src.content_type, dict(src.user_meta), dict(src.headers))
+            attrs = replace(attrs, tagging=stored_tagging(src.internal))
         writer = await self.store.new_writer(bucket, key)
         async with writer:
             choice = await self.decide(bucket, sse, inherit=_inherited(src))
@@ -327,6 +330,7 @@ class ObjectService:
         oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
         if oek is not None:
             internal[md.META_ENCRYPTED_MULTIPART] = ""
+        internal.update(tag_entry(attrs.tagging))
         template = ObjectMeta(
             bucket=bucket,
             key=key,

@@ -39,6 +39,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "Error parsing the X-Amz-Credential parameter; the query parameters are malformed.",
     ),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
+    # AWS's code for a tag set over the per-object (10) or per-bucket (50) limit.
+    "BadRequest": (400, "Bad Request."),
     "BucketAlreadyExists": (
         409,
         "The requested bucket name is not available. The bucket namespace is shared by all "
@@ -127,10 +129,16 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "The conditional request cannot succeed due to a conflicting operation against this "
         "resource.",
     ),
+    "NoSuchTagSet": (404, "The TagSet does not exist."),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NotImplemented": (
         501,
         "A header you provided implies functionality that is not implemented.",
+    ),
+    "OperationAborted": (
+        409,
+        "A conflicting conditional operation is currently in progress against this resource. "
+        "Try again.",
     ),
     "PreconditionFailed": (
         412,

@@ -21,6 +21,7 @@ from sealstore.s3.handlers import (
     delete_objects,
     listing,
     multipart,
+    tagging,
 )
 from sealstore.s3.handlers import object as object_handlers
 
@@ -95,6 +96,12 @@ ROUTES: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
 }
 
 
@@ -162,6 +169,7 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("uploads", "ListMultipartUploads"),
             ("versioning", "GetBucketVersioning"),
             ("acl", "GetBucketAcl"),
+            ("tagging", "GetBucketTagging"),
         ):
             if sub in subs:
                 return op if subs == {sub} else _not_implemented(subs)
@@ -172,6 +180,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "PUT":
         if subs == {"encryption"}:
             return "PutBucketEncryption"
+        if subs == {"tagging"}:
+            return "PutBucketTagging"
         if not subs:
             return "CreateBucket"
     elif method == "HEAD":
@@ -180,6 +190,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "DELETE":
         if subs == {"encryption"}:
             return "DeleteBucketEncryption"
+        if subs == {"tagging"}:
+            return "DeleteBucketTagging"
         if not subs:
             return "DeleteBucket"
     elif method == "POST":
@@ -194,6 +206,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
     if method == "PUT":
         if subs == {"partNumber", "uploadId"}:
             return "UploadPart"
+        if subs == {"tagging"}:
+            return "PutObjectTagging"
         if not subs:
             return "PutObject"
     elif method == "GET":
@@ -201,6 +215,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
             return "ListParts"
         if subs == {"acl"}:
             return "GetObjectAcl"
+        if subs == {"tagging"}:
+            return "GetObjectTagging"
         if not subs or subs == {"partNumber"}:
             return "GetObject"
     elif method == "HEAD":
@@ -209,6 +225,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
     elif method == "DELETE":
         if subs == {"uploadId"}:
             return "AbortMultipartUpload"
+        if subs == {"tagging"}:
+            return "DeleteObjectTagging"
         if not subs:
             return "DeleteObject"
     elif method == "POST":

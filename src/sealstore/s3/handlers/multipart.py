@@ -38,6 +38,7 @@ from sealstore.s3.handlers.multipart_xml import (
 )
 from sealstore.s3.handlers.object_request import new_object, parse_copy_source
 from sealstore.s3.handlers.preconditions import parse_copy_range, require_copy_source_conditions
+from sealstore.s3.handlers.tagging import with_request_tags
 from sealstore.s3.xml import document, tag
 from sealstore.storage import base as st
 
@@ -90,7 +91,7 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploads: same metadata rules and SSE precedence as PutObject."""
     bucket, key = _bucket_key(req)
     sse_headers.reject_ssec(req.headers)
-    attrs = new_object(req)
+    attrs = with_request_tags(req, new_object(req))
     requested = sse_headers.requested_sse(req.headers)
     upload = await req.ctx.objects.create_upload(bucket, key, attrs, sse=requested)
     req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))

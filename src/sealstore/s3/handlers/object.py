@@ -23,6 +23,7 @@ from sealstore.objects.metadata import strip_internal
 from sealstore.s3 import sse_headers
 from sealstore.s3.context import S3Request, http_date, iso8601
 from sealstore.s3.errors import S3Error
+from sealstore.s3.handlers import tagging
 from sealstore.s3.handlers.object_request import (
     DEFAULT_CONTENT_TYPE,
     content_md5,
@@ -49,7 +50,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     bucket, key = require_key(req)
     sse_headers.reject_ssec(req.headers)
     expected_md5 = content_md5(req)
-    attrs = new_object(req)
+    attrs = tagging.with_request_tags(req, new_object(req))
     requested = sse_headers.requested_sse(req.headers)
     body = req.body()
     meta = await req.ctx.objects.put(
@@ -77,6 +78,7 @@ def _object_headers(resp: web.StreamResponse, meta: ObjectMeta) -> None:
         resp.headers[name] = value
     if meta.parts:
         resp.headers["x-amz-mp-parts-count"] = str(len(meta.parts))
+    resp.headers.update(tagging.count_header(meta))
     resp.headers.update(sse_headers.sse_response_headers(meta.internal))
 
 
@@ -168,11 +170,13 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     directive = (req.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.")
+    tag_directive = tagging.tagging_directive(req)
     objects = req.ctx.objects
     src = await objects.head(src_bucket, src_key)
     require_copy_source_conditions(req.headers, src)
     requested = sse_headers.requested_sse(req.headers)
     attrs = new_object(req) if directive == "REPLACE" else None
+    attrs = tagging.copy_attributes(req, src, attrs, tag_directive)
     stored = await objects.copy(src, bucket, key, attrs=attrs, sse=requested)
     body = document(
         "CopyObjectResult",
