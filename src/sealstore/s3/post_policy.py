@@ -99,7 +99,7 @@ class PostPolicy:
         if extra:
             raise _denied(f"Extra input fields: {', '.join(extra)}")
 
-    def check_size(self, size: int, *, final: bool) -> None:
+    def check_size(self, size: int, final: bool) -> None:
         """EntityTooLarge once ``size`` passes the maximum; at the end (``final``) also
         EntityTooSmall below the minimum.  Called while the file streams."""
         if self.max_size is not None and size > self.max_size:
