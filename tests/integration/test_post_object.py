@@ -315,6 +315,24 @@ def test_malformed_policy_and_not_a_form(srv, s3, bucket) -> None:
     assert error_of(r)[:2] == (400, "MalformedPOSTRequest")
 
 
+def test_checksum_field_is_verified(srv, s3, bucket) -> None:
+    data = b"checked payload"
+    good = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    bad = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    for key, value in (("sum/good", good), ("sum/bad", bad)):
+        form = presigned(
+            s3, bucket, key, {"x-amz-checksum-sha256": value}, [{"x-amz-checksum-sha256": value}]
+        )
+        r = post(srv, bucket, form["fields"], data)
+        if value == good:
+            assert r.status_code == 204, r.text
+            assert r.headers["x-amz-checksum-sha256"] == good
+        else:
+            assert error_of(r)[:2] == (400, "BadDigest")
+    assert s3.get_object(Bucket=bucket, Key="sum/good")["Body"].read() == data
+    assert absent(s3, bucket, "sum/bad")
+
+
 def test_tagging_field_is_accepted_and_checked(srv, s3, bucket) -> None:
     tagging = "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
     form = presigned(s3, bucket, "tagged/obj", {"tagging": tagging}, [{"tagging": tagging}])

@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+import hmac
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from sealstore.s3.body import MAX_UPLOAD_SIZE, OFFLOAD_HASHING_AT
+from sealstore.s3.checksums import HEADER_PREFIX, decode_checksum_value, header_name, new_checksum
 from sealstore.s3.errors import S3Error
 from sealstore.s3.form_data import FormError, FormLimitError, FormReader
 
-__all__ = ["MAX_FORM_BYTES", "FileBody", "PostForm", "read_fields"]
+__all__ = ["MAX_FORM_BYTES", "FileBody", "PostForm", "form_checksums", "read_fields"]
 
 # S3: "Your POST request fields preceding the upload file were too large" past 20 KB.
 MAX_FORM_BYTES = 20 * 1024
 FILE_FIELD = "file"
+# x-amz-checksum-* names that are settings, not values.
+_CHECKSUM_SETTINGS = frozenset({"algorithm", "type", "mode"})
 _STREAM_ERRORS = (
     RequestPayloadError,
     PayloadEncodingError,
@@ -95,26 +99,49 @@ async def read_fields(reader: FormReader, limit: int = MAX_FORM_BYTES) -> PostFo
         raise S3Error("IncompleteBody") from None
 
 
+def form_checksums(fields: Mapping[str, str]) -> dict[str, bytes]:
+    """The ``x-amz-checksum-<algorithm>`` fields (algorithm -> expected digest), checked for
+    form as a PUT's checksum headers are (InvalidRequest), at most one as S3 allows."""
+    out: dict[str, bytes] = {}
+    for name, value in fields.items():
+        alg = name[len(HEADER_PREFIX) :] if name.startswith(HEADER_PREFIX) else ""
+        if alg and alg not in _CHECKSUM_SETTINGS:
+            out[alg] = decode_checksum_value(alg, value)
+    if len(out) > 1:
+        raise S3Error(
+            "InvalidRequest",
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        )
+    return out
+
+
 class FileBody:
     """The ``file`` part as a hashed, bounded body (see the module docstring).
 
     ``check_size(size, final)`` is the policy's content-length-range check (None without a
     policy); it runs after every piece and once more, with ``final=True``, at the end, before
-    the iteration finishes, so a body outside the range never reaches ``writer.commit``.
+    the iteration finishes, so a body outside the range never reaches ``writer.commit``; so do
+    the ``checksums`` the form declared (BadDigest).  ``.checksums`` then holds the headers to
+    echo (``x-amz-checksum-<alg>`` -> base64).
     """
 
     def __init__(
         self,
         pieces: AsyncIterator[bytes],
         check_size: Callable[[int, bool], None] | None = None,
+        *,
+        expected: Mapping[str, bytes] | None = None,
         max_size: int = MAX_UPLOAD_SIZE,
     ) -> None:
         self._pieces = pieces
         self._check = check_size
         self._max_size = max_size
         self._md5 = hashlib.md5(usedforsecurity=False)
+        self._expected = dict(expected or {})
+        self._hashers = {alg: new_checksum(alg) for alg in self._expected}
         self.size = 0
         self.md5_hex: str | None = None
+        self.checksums: dict[str, str] = {}
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
@@ -135,13 +162,25 @@ class FileBody:
                 self.size += len(piece)
                 self._bound(final=False)
                 if len(piece) >= OFFLOAD_HASHING_AT:
-                    await asyncio.to_thread(self._md5.update, piece)
+                    await asyncio.to_thread(self._hash, piece)
                 else:
-                    self._md5.update(piece)
+                    self._hash(piece)
                 yield piece
         except FormError as exc:
             raise _malformed(str(exc)) from None
         except _STREAM_ERRORS:
             raise S3Error("IncompleteBody") from None
         self._bound(final=True)
+        for alg, want in self._expected.items():
+            if not hmac.compare_digest(self._hashers[alg].digest(), want):
+                raise S3Error(
+                    "BadDigest",
+                    f"The {alg.upper()} you specified did not match the calculated checksum.",
+                )
+        self.checksums = {header_name(alg): h.b64() for alg, h in self._hashers.items()}
         self.md5_hex = self._md5.hexdigest()
+
+    def _hash(self, piece: bytes) -> None:
+        self._md5.update(piece)
+        for hasher in self._hashers.values():
+            hasher.update(piece)

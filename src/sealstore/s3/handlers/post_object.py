@@ -41,7 +41,7 @@ from sealstore.s3.handlers.object_request import (
     MAX_USER_METADATA,
     STORED_HEADERS,
 )
-from sealstore.s3.post_form import FileBody, PostForm, read_fields
+from sealstore.s3.post_form import FileBody, PostForm, form_checksums, read_fields
 from sealstore.s3.post_policy import PostPolicy, parse_policy
 from sealstore.s3.sigv4_post import is_signed_form, missing_field
 from sealstore.s3.xml import MalformedXMLError, document, parse, tag
@@ -97,11 +97,15 @@ async def post_object(req: S3Request) -> web.StreamResponse:
     tagging = form.fields.get("tagging")
     if tagging is not None:
         _check_tagging(tagging)
-    body = FileBody(reader.stream(), policy.check_size if policy is not None else None)
+    expected = form_checksums(form.fields)
+    check = policy.check_size if policy is not None else None
+    body = FileBody(reader.stream(), check, expected=expected)
     meta = await req.ctx.objects.put(bucket, key, body, attrs, sse=requested)
     if tagging is not None:
         await apply_tagging(req, meta, tagging)
-    return _respond(req, meta, form.fields)
+    resp = _respond(req, meta, form.fields)
+    resp.headers.update(body.checksums)
+    return resp
 
 
 def _key(form: PostForm) -> str:
