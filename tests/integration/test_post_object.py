@@ -346,7 +346,22 @@ def test_tagging_field_is_accepted_and_checked(srv, s3, bucket) -> None:
 
 
 def test_sse_c_fields_follow_the_put_path(srv, s3, bucket) -> None:
+    """The form's SSE-C fields get exactly what the same headers get on a PUT: today both are
+    NotImplemented (skipped then); once the PUT path stores SSE-C, the POST must too."""
     customer_key = os.urandom(32)
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key="ssec/put",
+            Body=b"probe",
+            SSECustomerAlgorithm="AES256",
+            SSECustomerKey=customer_key,
+        )
+        put_error = None
+    except ClientError as exc:
+        put_error = exc.response["Error"]["Code"]
+    if put_error == "NotImplemented":
+        pytest.skip("the server answers NotImplemented for SSE-C headers (SSE-C not merged)")
     fields = {
         "x-amz-server-side-encryption-customer-algorithm": "AES256",
         "x-amz-server-side-encryption-customer-key": base64.b64encode(customer_key).decode(),
@@ -357,8 +372,9 @@ def test_sse_c_fields_follow_the_put_path(srv, s3, bucket) -> None:
     conditions = [{name: value} for name, value in fields.items()]
     form = presigned(s3, bucket, "ssec/obj", fields, conditions)
     r = post(srv, bucket, form["fields"], b"customer keyed")
-    if r.status_code == 501 and error_of(r)[1] == "NotImplemented":
-        pytest.skip("the server answers NotImplemented for SSE-C headers (SSE-C not merged)")
+    if put_error is not None:  # e.g. SSE-C refused over plain HTTP: the same refusal
+        assert error_of(r)[1] == put_error, r.text
+        return
     assert r.status_code == 204, r.text
     got = s3.get_object(
         Bucket=bucket, Key="ssec/obj", SSECustomerAlgorithm="AES256", SSECustomerKey=customer_key
