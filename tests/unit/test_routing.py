@@ -107,6 +107,7 @@ EXPECTED: dict[tuple[str, str, tuple[str, ...]], str] = {
     ("DELETE", "bucket", ()): "DeleteBucket",
     ("DELETE", "bucket", ("encryption",)): "DeleteBucketEncryption",
     ("POST", "bucket", ("delete",)): "DeleteObjects",
+    ("POST", "bucket", ()): "PostObject",
     ("PUT", "object", ()): "PutObject",
     ("PUT", "object", ("partNumber", "uploadId")): "UploadPart",
     ("GET", "object", ()): "GetObject",

@@ -2,7 +2,8 @@
 
 One catch-all route sends every request through :func:`dispatch`, which (0) refuses a header
 section over S3's 8 KiB before any other work, (1) answers the admin endpoints under
-``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4 (``s3/auth.py``), (3) picks
+``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4 (``s3/auth.py``; a browser
+POST upload is the one exception: its form is verified by its handler), (3) picks
 the operation and its handler (``s3/routing.py``), (4) turns every failure into an S3 XML
 error with the request id, and (5) logs one structured line. Keeping
 this in one place means no handler can forget authentication, error mapping or logging.
@@ -26,11 +27,11 @@ from aiohttp import web
 
 from sealstore.kms import health
 from sealstore.s3 import admin_api
-from sealstore.s3.auth import authenticate
+from sealstore.s3.auth import FORM_AUTH, authenticate
 from sealstore.s3.context import AppContext, S3Request, new_request_id
 from sealstore.s3.errors import S3Error, s3_error_for
 from sealstore.s3.query import query_multidict
-from sealstore.s3.routing import handler_for, select_operation, split_path
+from sealstore.s3.routing import handler_for, is_browser_post, select_operation, split_path
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
@@ -69,7 +70,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             op = "Admin"
             resp = await admin_api.handle(request, ctx)
         else:
-            auth = authenticate(request, ctx.settings)
+            content_type = request.headers.get("Content-Type")
+            if is_browser_post(request.method, request.raw_path, content_type):
+                auth = FORM_AUTH  # PostObject: its handler authenticates the form instead
+            else:
+                auth = authenticate(request, ctx.settings)
             bucket, key = split_path(request.raw_path)
             query = query_multidict(request.raw_path.partition("?")[2])
             op = select_operation(request.method, bucket, key, query, request.headers)

@@ -2,21 +2,38 @@
 
 One function used by the S3 dispatcher (every request) and by the admin endpoints (KMS key
 status, signed metrics scrapes), so both verify signatures the same way and neither has to
-import the other.
+import the other; and its twin for browser POST uploads, whose signature is in the form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sealstore.s3 import sigv4
+from sealstore.s3 import sigv4, sigv4_post
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
+
+
+# What the dispatcher records as a browser POST upload's header authentication: none. The
+# PostObject handler authenticates the form itself (authenticate_form); routing.is_browser_post
+# admits only requests that route to that handler, so no other handler ever sees this value.
+FORM_AUTH = sigv4.AuthResult(
+    access_key="",
+    payload_mode=sigv4.PayloadMode.UNSIGNED,
+    declared_sha256=None,
+    signing_key=b"",
+    seed_signature="",
+    amz_date="",
+    scope="",
+    region="",
+    presigned=False,
+    signed_headers=(),
+)
 
 
 def _lookup_secret(settings: Settings) -> Callable[[str], str | None]:
@@ -42,3 +59,8 @@ def authenticate(request: web.Request, settings: Settings) -> sigv4.AuthResult:
         settings.region,
         datetime.now(UTC),
     )
+
+
+def authenticate_form(fields: Mapping[str, str], settings: Settings) -> str:
+    """Verify a browser POST upload's SigV4 form fields; the access key that signed it."""
+    return sigv4_post.verify_form(fields, _lookup_secret(settings), settings.region)

@@ -65,6 +65,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         400,
         "You did not provide the number of bytes specified by the Content-Length HTTP header.",
     ),
+    "IncorrectNumberOfFilesInPostRequest": (
+        400,
+        "POST requires exactly one file upload per request.",
+    ),
     "InternalError": (500, "We encountered an internal error, please try again."),
     "InvalidAccessKeyId": (
         403,
@@ -94,6 +98,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "The list of parts was not in ascending order. The parts list must be specified in "
         "order by part number.",
     ),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
     "InvalidRange": (416, "The requested range is not satisfiable."),
     "InvalidRequest": (400, "Invalid Request."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
@@ -101,6 +109,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long."),
     "KMS.NotFoundException": (400, "The specified KMS key does not exist."),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
     "MalformedTrailerError": (
         400,
         "The request contained trailing data that was not well-formed or did not conform to "
@@ -110,6 +122,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         400,
         "The XML you provided was not well-formed or did not validate against our published "
         "schema.",
+    ),
+    "MaxPostPreDataLengthExceededError": (
+        400,
+        "Your POST request fields preceding the upload file were too large.",
     ),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),

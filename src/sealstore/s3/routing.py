@@ -15,15 +15,18 @@ from aiohttp import web
 
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error
+from sealstore.s3.form_data import header_params
 from sealstore.s3.handlers import (
     bucket,
     bucket_encryption,
     delete_objects,
     listing,
     multipart,
+    post_object,
     tagging,
 )
 from sealstore.s3.handlers import object as object_handlers
+from sealstore.s3.query import query_multidict
 
 Handler = Callable[[S3Request], Awaitable[web.StreamResponse]]
 
@@ -84,6 +87,7 @@ ROUTES: dict[str, Handler] = {
     "GetBucketEncryption": bucket_encryption.get_bucket_encryption,
     "DeleteBucketEncryption": bucket_encryption.delete_bucket_encryption,
     "DeleteObjects": delete_objects.delete_objects,
+    "PostObject": post_object.post_object,
     "PutObject": object_handlers.put_object,
     "CopyObject": object_handlers.copy_object,
     "GetObject": object_handlers.get_object,
@@ -197,6 +201,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "POST":
         if subs == {"delete"}:
             return "DeleteObjects"
+        if not subs:  # a browser upload; the handler refuses non-form bodies as S3 does
+            return "PostObject"
     else:
         raise S3Error("MethodNotAllowed")
     return _not_implemented(subs)
@@ -237,6 +243,24 @@ def _object_operation(method: str, subs: set[str]) -> str:
     else:
         raise S3Error("MethodNotAllowed")
     return _not_implemented(subs)
+
+
+def is_browser_post(method: str, raw_path: str, content_type: str | None) -> bool:
+    """True when a request is a browser upload (PostObject with a multipart/form-data body).
+
+    Such a request is authenticated by its form (policy and signature fields), not by its
+    headers, so the dispatcher skips header authentication for it and only for it; the test
+    is :func:`select_operation` itself, so the exception can never cover another operation.
+    ``POST /bucket?delete`` stays DeleteObjects (a subresource) whatever its Content-Type.
+    """
+    if method != "POST" or header_params(content_type or "")[0] != "multipart/form-data":
+        return False
+    try:
+        bucket_name, key = split_path(raw_path)
+        query = query_multidict(raw_path.partition("?")[2])
+        return select_operation(method, bucket_name, key, query) == "PostObject"
+    except (S3Error, UnicodeDecodeError):
+        return False
 
 
 def _not_implemented(subs: set[str]) -> str:
