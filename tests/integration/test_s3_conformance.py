@@ -151,6 +151,33 @@ def test_retried_complete_answers_the_same_result(s3: Any, aws: Any, bucket: str
     assert not any("internal" in h.lower() for h in got["ResponseMetadata"]["HTTPHeaders"])
 
 
+def test_concurrent_retries_of_one_complete_all_succeed(s3: Any, bucket: str) -> None:
+    """Retries that overlap the first attempt (the upload vanishes while they run) get the
+    same 200 result too, whichever of them publishes."""
+    uid, parts = one_part_upload(s3, bucket, "overlap", b"overlapping completions")
+    barrier = threading.Barrier(4)
+    results: list[Any] = []
+
+    def complete() -> None:
+        barrier.wait()
+        try:
+            results.append(
+                s3.complete_multipart_upload(
+                    Bucket=bucket, Key="overlap", UploadId=uid, MultipartUpload={"Parts": parts}
+                )["ETag"]
+            )
+        except ClientError as exc:
+            results.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=complete) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    etag = s3.head_object(Bucket=bucket, Key="overlap")["ETag"]
+    assert results == [etag] * 4
+
+
 def test_complete_with_empty_body_is_malformed_xml(s3: Any, aws: Any, bucket: str) -> None:
     uid, _ = one_part_upload(s3, bucket, "empty", b"x" * 10)
     with pytest.raises(ClientError) as e:

@@ -45,6 +45,7 @@ from sealstore.s3.handlers.preconditions import (
 )
 from sealstore.s3.xml import MalformedXMLError, document, tag
 from sealstore.storage import base as st
+from sealstore.storage.conditions import WriteCondition
 
 __all__ = [
     "MAX_PART_SIZE",
@@ -199,6 +200,25 @@ async def _replayed(req: S3Request, bucket: str, key: str) -> web.StreamResponse
     return req.xml_response(render_complete(_location(req, bucket, key), bucket, key, done.etag))
 
 
+async def _complete_once(
+    req: S3Request,
+    upload: st.UploadMeta,
+    parts: list[tuple[int, str]],
+    condition: WriteCondition | None,
+) -> st.ObjectMeta:
+    """Complete ``upload``; when a concurrent retry of this same Complete won the race (the
+    upload vanished into an object made of these parts), its object is this one's result."""
+    try:
+        return await req.ctx.objects.complete(upload, parts, condition)
+    except st.NoSuchUpload:
+        done = await completed_from(
+            req.ctx.storage, upload.bucket, upload.key, upload.upload_id, parts
+        )
+        if done is None:
+            raise
+        return done
+
+
 async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploadId=ID.
 
@@ -220,7 +240,7 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     # cancel it halfway (storage publishes atomically either way); keep a strong reference
     # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(
-        req.ctx.objects.complete(upload, [(p.number, p.etag) for p in parts], condition)
+        _complete_once(req, upload, [(p.number, p.etag) for p in parts], condition)
     )
     _RUNNING.add(task)
     task.add_done_callback(_finished)
