@@ -23,6 +23,7 @@ from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import Store
 
 UPLOAD_ID = "X-Sealstore-Internal-Upload-Id"
+Condition = WriteCondition | None  # what `ObjectService.put` / `complete` take
 
 
 class PreconditionFailed(ObjectError):

@@ -52,14 +52,12 @@ from sealstore.storage.base import (
     multipart_etag,
     validate_object_key,
 )
-from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import ObjectWriter, PartWriter, Store
 
 if TYPE_CHECKING:
     from sealstore.kms.base import KMS
 
 EMPTY_MD5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
-Condition = WriteCondition | None  # a conditional write's compare-and-swap (`conditional`)
 COPY_SELF_ERROR = (
     "This copy request is illegal because it is trying to copy an object to itself without "
     "changing the object's metadata, storage class, website redirect location or encryption "
@@ -243,7 +241,7 @@ class ObjectService:
         *,
         sse: SSEChoice | None,
         content_md5: str | None = None,
-        condition: Condition = None,
+        condition: conditional.Condition = None,
     ) -> ObjectMeta:
         """Store ``body`` as ``bucket/key`` (encrypted as `decide` says); BadDigest (nothing
         stored) when its MD5 differs from ``content_md5``; ``condition``: `conditional`."""
@@ -380,13 +378,15 @@ class ObjectService:
             return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
 
     async def complete(
-        self, upload: UploadMeta, parts: list[tuple[int, str]], condition: Condition = None
+        self,
+        upload: UploadMeta,
+        parts: list[tuple[int, str]],
+        condition: conditional.Condition = None,
     ) -> ObjectMeta:
-        """Publish the upload as one object of the listed ``(number, etag)`` parts, with
-        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5), recording the
-        upload id (`conditional.completed_from`); ``condition`` as for `put`. An encrypted
-        upload's object gets its layout entry (size, ETag, the chosen parts in order) from
-        the stored parts (`layout.bind_completion`) before the store publishes."""
+        """Publish the upload as one object of the listed ``(number, etag)`` parts with S3's
+        ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), recording its upload id
+        and checking ``condition`` as `put` does; an encrypted upload's layout entry is bound
+        from the stored parts (`layout.bind_completion`) before the store publishes."""
         await conditional.precheck(self.store, upload.bucket, upload.key, condition)
         meta = replace(upload.meta, etag=multipart_etag([e for _, e in parts]), parts=[], files=[])
         meta.internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
