@@ -378,22 +378,18 @@ class ObjectService:
             return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
 
     async def complete(
-        self,
-        upload: UploadMeta,
-        parts: list[tuple[int, str]],
-        condition: conditional.Condition = None,
+        self, upload: UploadMeta, parts: list[tuple[int, str]], cond: conditional.Condition = None
     ) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts with S3's
-        ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), recording its upload id
-        and checking ``condition`` as `put` does; an encrypted upload's layout entry is bound
-        from the stored parts (`layout.bind_completion`) before the store publishes."""
-        await conditional.precheck(self.store, upload.bucket, upload.key, condition)
+        ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), binding an encrypted one's
+        layout (`layout.bind_completion`); records the upload id; ``cond`` as for `put`."""
+        await conditional.precheck(self.store, upload.bucket, upload.key, cond)
         meta = replace(upload.meta, etag=multipart_etag([e for _, e in parts]), parts=[], files=[])
         meta.internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)
-        return await self.store.complete_upload(upload, list(parts), meta, condition=condition)
+        return await self.store.complete_upload(upload, list(parts), meta, condition=cond)
 
     async def abort(self, upload: UploadMeta) -> None:
         """Discard the upload and its parts."""
