@@ -382,6 +382,7 @@ def test_upload_part_copy(s3, mk_server, bucket, tmp_path) -> None:
     piece = plain_src[65530:200001]
     assert r2["CopyPartResult"]["ETag"] == f'"{hashlib.md5(piece).hexdigest()}"'
     for bad in ("bytes=0-300000", "bytes=5-1", "bytes=-10", "items=0-1"):
+        want = "InvalidRange" if bad == "bytes=0-300000" else "InvalidArgument"
         with pytest.raises(ClientError) as e:
             s3.upload_part_copy(
                 Bucket=bucket,
@@ -391,7 +392,7 @@ def test_upload_part_copy(s3, mk_server, bucket, tmp_path) -> None:
                 CopySource={"Bucket": bucket, "Key": "src/plain"},
                 CopySourceRange=bad,
             )
-        assert code_of(e) == "InvalidArgument", bad
+        assert code_of(e) == want, bad
     with pytest.raises(ClientError) as e:
         s3.upload_part_copy(
             Bucket=bucket,

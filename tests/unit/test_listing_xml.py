@@ -66,7 +66,7 @@ def test_continuation_token_roundtrip_unicode():
         assert p.effective_marker == marker  # token wins over start-after
 
 
-@pytest.mark.parametrize("tok", ["", "!!!", "YQ", "YQ==x", base64.b64encode(b"\xff\xfe").decode()])
+@pytest.mark.parametrize("tok", ["!!!", "YQ", "YQ==x", base64.b64encode(b"\xff\xfe").decode()])
 def test_continuation_token_invalid(tok):
     with pytest.raises(S3Error) as ei:
         ls.parse_list_params({"list-type": "2", "continuation-token": tok})
@@ -529,7 +529,27 @@ def test_parse_copy_range():
     assert mp.parse_copy_range(None, 10) == (0, 10)
     assert mp.parse_copy_range("bytes=0-0", 10) == (0, 1)
     assert mp.parse_copy_range("bytes=2-9", 10) == (2, 8)
-    for bad in ("bytes=0-10", "bytes=5-4", "bytes=-3", "bytes=3-", "bits=0-1", "bytes=a-b"):
+    # Malformed (s3-tests' improper ranges): 400 InvalidArgument, as S3 answers.
+    for bad in (
+        "bytes=5-4",
+        "bytes=-3",
+        "bytes=3-",
+        "bits=0-1",
+        "bytes=a-b",
+        "0-2",
+        "bytes=0",
+        "bytes=hello-world",
+        "bytes=0-bar",
+        "bytes=0-2,3-5",
+    ):
         with pytest.raises(S3Error) as ei:
             mp.parse_copy_range(bad, 10)
-        assert ei.value.code == "InvalidArgument"
+        assert (ei.value.code, ei.value.status) == ("InvalidArgument", 400), bad
+    # Well-formed but past the source: 416 InvalidRange (it was InvalidArgument before).
+    for outside in ("bytes=0-10", "bytes=10-10", "bytes=0-21"):
+        with pytest.raises(S3Error) as ei:
+            mp.parse_copy_range(outside, 10)
+        assert (ei.value.code, ei.value.status) == ("InvalidRange", 416), outside
+    with pytest.raises(S3Error) as ei:
+        mp.parse_copy_range("bytes=0-0", 0)
+    assert ei.value.code == "InvalidRange"

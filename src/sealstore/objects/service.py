@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from sealstore.crypto import dare, keys
 from sealstore.crypto.keys import KeyMismatchError
 from sealstore.kms.base import KMSDecryptError
-from sealstore.objects import layout, sealing
+from sealstore.objects import conditional, layout, sealing
 from sealstore.objects import metadata as md
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
@@ -244,18 +244,20 @@ class ObjectService:
         *,
         sse: SSEChoice | None,
         content_md5: str | None = None,
+        condition: conditional.Condition = None,
     ) -> ObjectMeta:
         """Store ``body`` as ``bucket/key`` (encrypted as `decide` says); BadDigest (nothing
-        stored) when its MD5 differs from ``content_md5``."""
+        stored) when its MD5 differs from ``content_md5``; ``condition``: `conditional`."""
         writer = await self.store.new_writer(bucket, key)  # validates bucket + key before KMS
         async with writer:
+            await conditional.precheck(self.store, bucket, key, condition)
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
             internal.update(await _fill(writer, oek, body))
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
             meta = self._new_meta(bucket, key, attrs, writer.accepted, md5_hex, oek, internal)
-            return await writer.commit(meta)
+            return await writer.commit(meta, condition=condition)
 
     async def copy(
         self,
@@ -379,21 +381,19 @@ class ObjectService:
                 raise InternalError("The copy source ended early")
             return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
 
-    async def complete(self, upload: UploadMeta, parts: list[tuple[int, str]]) -> ObjectMeta:
-        """Publish the upload as one object of the listed ``(number, etag)`` parts, with
-        S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
-
-        An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
-        order) from the stored parts (`layout.bind_completion`) before the store publishes.
-        """
-        etag = multipart_etag([e for _, e in parts])
-        meta = replace(
-            upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
-        )
+    async def complete(
+        self, upload: UploadMeta, parts: list[tuple[int, str]], cond: conditional.Condition = None
+    ) -> ObjectMeta:
+        """Publish the upload as one object of the listed ``(number, etag)`` parts with S3's
+        ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), binding an encrypted one's
+        layout (`layout.bind_completion`); records the upload id; ``cond`` as for `put`."""
+        await conditional.precheck(self.store, upload.bucket, upload.key, cond)
+        meta = replace(upload.meta, etag=multipart_etag([e for _, e in parts]), parts=[], files=[])
+        meta.internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)
-        return await self.store.complete_upload(upload, list(parts), meta)
+        return await self.store.complete_upload(upload, list(parts), meta, condition=cond)
 
     async def abort(self, upload: UploadMeta) -> None:
         """Discard the upload and its parts."""

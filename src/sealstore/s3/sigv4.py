@@ -305,7 +305,7 @@ def _check_time(parsed: ParsedAuth, now: datetime) -> None:
         if parsed.when - now > MAX_SKEW:
             raise S3Error("AccessDenied", "Request is not valid yet")
         expires_at = parsed.when + timedelta(seconds=parsed.expires)
-        if now > expires_at:
+        if now > expires_at or parsed.expires == 0:  # valid for no time: never valid
             raise S3Error(
                 "AccessDenied",
                 "Request has expired",

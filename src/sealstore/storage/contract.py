@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from sealstore.storage.base import BucketInfo, ListResult, ObjectMeta, PartMeta, UploadMeta
+from sealstore.storage.conditions import WriteCondition
 
 Buffer = bytes | bytearray | memoryview
 
@@ -89,13 +90,17 @@ class _Writer(Protocol):
 class ObjectWriter(_Writer, Protocol):
     """Streams one new object; nothing is visible until ``commit``."""
 
-    async def commit(self, meta: ObjectMeta) -> ObjectMeta:
+    async def commit(
+        self, meta: ObjectMeta, *, condition: WriteCondition | None = None
+    ) -> ObjectMeta:
         """Publish atomically, replacing any object at that key.
 
         Takes ``size, etag, content_type, user_meta, headers, internal`` from ``meta`` and
         returns the published metadata with ``stored_size``, ``last_modified`` and the
         backend's locator (``files``) filled in. Raises ``NoSuchBucket`` if the bucket was
-        deleted meanwhile.
+        deleted meanwhile. With ``condition``, it is checked against the key's current object
+        in the publishing transaction: ``ObjectChanged`` (nothing published) unless it holds,
+        so of two racing commits with ``WriteCondition(absent=True)`` only one can win.
         """
         ...
 
@@ -220,9 +225,15 @@ class Store(Protocol):
     ) -> tuple[list[UploadMeta], bool]: ...
 
     async def complete_upload(
-        self, upload: UploadMeta, parts: list[tuple[int, str]], meta: ObjectMeta
+        self,
+        upload: UploadMeta,
+        parts: list[tuple[int, str]],
+        meta: ObjectMeta,
+        *,
+        condition: WriteCondition | None = None,
     ) -> ObjectMeta:
-        """Publish the upload as one object made of the listed ``(number, etag)`` parts."""
+        """Publish the upload as one object made of the listed ``(number, etag)`` parts;
+        ``condition`` as for ``ObjectWriter.commit`` (``ObjectChanged``: the upload stays)."""
         ...
 
     async def update_upload_internal(

@@ -38,6 +38,7 @@ from sealstore.storage.base import (
     encode_key,
     validate_bucket_name,
 )
+from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import ReadTransform
 from sealstore.storage.files import (
     BlobWriter,
@@ -356,7 +357,12 @@ class FSBackend:
         return uploads[:max_uploads], len(uploads) > max_uploads
 
     async def complete_upload(
-        self, upload: UploadMeta, parts: list[tuple[int, str]], meta: ObjectMeta
+        self,
+        upload: UploadMeta,
+        parts: list[tuple[int, str]],
+        meta: ObjectMeta,
+        *,
+        condition: WriteCondition | None = None,
     ) -> ObjectMeta:
         """Publish the upload as one object referencing its part files (no copy)."""
         raw = encode_key(upload.key)
@@ -368,6 +374,7 @@ class FSBackend:
             raw,
             time.time(),
             self.min_part_size,
+            condition,
         )
 
     async def update_upload_internal(

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sealstore.storage.base import ObjectMeta, PartMeta, StorageError, UploadMeta
+from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import Buffer, WriteTransform
 from sealstore.storage.files import BlobWriter
 from sealstore.storage.index import Index
@@ -148,9 +149,12 @@ class FSObjectWriter(_BlobSession):
         self.key = key
         self._raw = raw
 
-    async def commit(self, meta: ObjectMeta) -> ObjectMeta:
-        """fsync + rename + publish; replaces any existing object. Returns the stored meta
-        (with stored_size, last_modified and the data locator filled in)."""
+    async def commit(
+        self, meta: ObjectMeta, *, condition: WriteCondition | None = None
+    ) -> ObjectMeta:
+        """fsync + rename + publish; replaces any existing object (only if ``condition``
+        holds, checked in the publishing transaction). Returns the stored meta (with
+        stored_size, last_modified and the data locator filled in)."""
         blob, index = self._blob, self._index
         published = ObjectMeta(
             bucket=self.bucket,
@@ -170,7 +174,9 @@ class FSObjectWriter(_BlobSession):
         def register() -> None:
             published.stored_size = blob.size
             published.last_modified = time.time()
-            index.publish_object(published, self._raw, blob.file_id, published.last_modified)
+            index.publish_object(
+                published, self._raw, blob.file_id, published.last_modified, condition
+            )
 
         await self._finish_and_publish(register)
         return published

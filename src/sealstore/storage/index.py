@@ -34,6 +34,7 @@ from sealstore.storage.base import (
     StorageError,
 )
 from sealstore.storage.committer import GroupCommitter
+from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.index_rows import (
     OBJECT_COLUMNS,
     SCHEMA,
@@ -41,6 +42,7 @@ from sealstore.storage.index_rows import (
     insert_object,
     object_from_row,
     require_bucket,
+    require_condition,
 )
 from sealstore.storage.index_uploads import UploadsIndex
 
@@ -209,11 +211,20 @@ class Index(UploadsIndex):
             raise NoSuchKey(key.decode("utf-8"))
         return object_from_row(row)
 
-    def publish_object(self, meta: ObjectMeta, key: bytes, file_id: str, now: float) -> None:
-        """One transaction: register the new data file and make the object visible."""
+    def publish_object(
+        self,
+        meta: ObjectMeta,
+        key: bytes,
+        file_id: str,
+        now: float,
+        condition: WriteCondition | None = None,
+    ) -> None:
+        """One transaction: check ``condition``, register the new data file and make the
+        object visible."""
 
         def tx(c: sqlite3.Connection) -> Any:
             require_bucket(c, meta.bucket)
+            require_condition(c, meta.bucket, key, condition)
             c.execute("INSERT INTO files(id, deleted_at) VALUES(?, NULL)", (file_id,))
             insert_object(c, meta, key, now)
 

@@ -10,7 +10,8 @@ import json
 import sqlite3
 from typing import Any
 
-from sealstore.storage.base import NoSuchBucket, ObjectMeta, PartMeta
+from sealstore.storage.base import NoSuchBucket, ObjectChanged, ObjectMeta, PartMeta
+from sealstore.storage.conditions import WriteCondition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -145,6 +146,18 @@ def require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
     """NoSuchBucket unless ``bucket`` has a row."""
     if conn.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone() is None:
         raise NoSuchBucket(bucket)
+
+
+def require_condition(
+    c: sqlite3.Connection, bucket: str, key: bytes, condition: WriteCondition | None
+) -> None:
+    """Inside a publishing transaction: ``ObjectChanged`` unless ``condition`` holds for
+    the key's current row (see `storage.conditions`); nothing to do without a condition."""
+    if condition is None:
+        return
+    row = c.execute("SELECT etag FROM objects WHERE bucket=? AND key=?", (bucket, key)).fetchone()
+    if not condition.holds(None if row is None else str(row[0])):
+        raise ObjectChanged(f"{bucket}/{key.decode('utf-8', 'replace')} changed meanwhile")
 
 
 def insert_object(c: sqlite3.Connection, meta: ObjectMeta, key: bytes, now: float) -> None:

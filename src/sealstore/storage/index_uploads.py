@@ -24,11 +24,13 @@ from sealstore.storage.base import (
     multipart_etag,
     normalize_etag,
 )
+from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.index_rows import (
     dump,
     insert_object,
     prefix_end,
     require_bucket,
+    require_condition,
     template_from_json,
     template_to_json,
 )
@@ -219,6 +221,7 @@ class UploadsIndex:
         key: bytes,
         now: float,
         min_part_size: int,
+        condition: WriteCondition | None = None,
     ) -> ObjectMeta:
         """Validate the client's part list and publish the object in one transaction.
 
@@ -229,6 +232,7 @@ class UploadsIndex:
 
         def tx(c: sqlite3.Connection) -> Any:
             self._require_upload(c, upload.upload_id)
+            require_condition(c, upload.bucket, key, condition)
             stored = {p.number: (p, f) for p, f in self._parts(c, upload.upload_id, 0, 1 << 30)}
             if not chosen:
                 raise InvalidPart("the part list is empty")

@@ -5,8 +5,12 @@ only asks storage for one page. Storage returns objects with client-visible valu
 size, plaintext-MD5 or multipart ETag), so listing never needs the KMS.
 
 Pagination: a V2 continuation token is the base64 of the last key or common prefix returned
-(opaque to clients, validated on the way back in). S3 never returns a common prefix that sorts
-at or before the marker, so paging with a delimiter cannot repeat a prefix.
+(opaque to clients, validated on the way back in); an empty one lists from the start (and is
+echoed), as S3 does. S3 never returns a common prefix that sorts at or before the marker, so
+paging with a delimiter cannot repeat a prefix.
+
+``encoding-type=url`` encodes exactly the elements S3 encodes, which differ by version
+(`ENCODED_V1`, `ENCODED_V2`): V1 leaves the top-level ``Prefix`` as sent, V2 encodes it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ __all__ = [
 ]
 
 DEFAULT_MAX_KEYS = 1000
+# The elements S3 URL-encodes under encoding-type=url (what botocore decodes, per version);
+# "CommonPrefixes/Prefix" and "Contents/Key" are the nested ones.
+ENCODED_V1 = frozenset(
+    {"Delimiter", "Marker", "NextMarker", "Contents/Key", "CommonPrefixes/Prefix"}
+)
+ENCODED_V2 = frozenset(
+    {"Delimiter", "Prefix", "StartAfter", "Contents/Key", "CommonPrefixes/Prefix"}
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ class ListParams:
     def effective_marker(self) -> str:
         """The key after which the page starts (token beats start-after, as in S3)."""
         if self.v2:
-            if self.continuation_token is not None:
+            if self.continuation_token:  # an empty token lists from the start
                 return decode_continuation_token(self.continuation_token)
             return self.start_after
         return self.marker
@@ -146,9 +158,7 @@ def parse_list_params(query: Mapping[str, str]) -> ListParams:
         start_after=query.get("start-after", "") if v2 else "",
         marker="" if v2 else query.get("marker", ""),
     )
-    if params.continuation_token is not None:
-        if params.continuation_token == "":
-            raise S3Error("InvalidArgument", "The continuation token provided is incorrect")
+    if params.continuation_token:
         decode_continuation_token(params.continuation_token)
     return params
 
@@ -176,8 +186,11 @@ def owner_xml(access_key: str) -> str:
     return wrap("Owner", [tag("ID", owner_id(access_key)), tag("DisplayName", access_key)])
 
 
-def _enc(params: ListParams, value: str) -> str:
-    return s3_url_encode(value) if params.encoding_url else value
+def _enc(params: ListParams, element: str, value: str) -> str:
+    """``value`` as S3 sends ``element`` (a name in `ENCODED_V1` / `ENCODED_V2` is
+    URL-encoded under encoding-type=url)."""
+    encoded = ENCODED_V2 if params.v2 else ENCODED_V1
+    return s3_url_encode(value) if params.encoding_url and element in encoded else value
 
 
 def _contents_xml(params: ListParams, page: ListPage, owner: str | None) -> list[str]:
@@ -187,7 +200,7 @@ def _contents_xml(params: ListParams, page: ListPage, owner: str | None) -> list
             wrap(
                 "Contents",
                 [
-                    tag("Key", _enc(params, e.key)),
+                    tag("Key", _enc(params, "Contents/Key", e.key)),
                     tag("LastModified", iso8601(e.last_modified)),
                     tag("ETag", f'"{e.etag}"'),
                     tag("Size", e.size),
@@ -197,7 +210,8 @@ def _contents_xml(params: ListParams, page: ListPage, owner: str | None) -> list
             )
         )
     rows.extend(
-        wrap("CommonPrefixes", tag("Prefix", _enc(params, p))) for p in page.common_prefixes
+        wrap("CommonPrefixes", tag("Prefix", _enc(params, "CommonPrefixes/Prefix", p)))
+        for p in page.common_prefixes
     )
     return rows
 
@@ -212,12 +226,12 @@ def render_v2(bucket: str, params: ListParams, page: ListPage, access_key: str) 
     owner = owner_xml(access_key) if params.fetch_owner else None
     head = [
         tag("Name", bucket),
-        tag("Prefix", _enc(params, params.prefix)),
+        tag("Prefix", _enc(params, "Prefix", params.prefix)),
         tag("ContinuationToken", params.continuation_token),
-        tag("StartAfter", _enc(params, params.start_after) if params.start_after else None),
+        tag("StartAfter", _enc(params, "StartAfter", params.start_after) or None),
         tag("KeyCount", len(page.contents) + len(page.common_prefixes)),
         tag("MaxKeys", params.max_keys),
-        tag("Delimiter", _enc(params, params.delimiter) if params.delimiter else None),
+        tag("Delimiter", _enc(params, "Delimiter", params.delimiter) or None),
         tag("EncodingType", "url" if params.encoding_url else None),
         tag("IsTruncated", page.is_truncated),
         tag("NextContinuationToken", next_token),
@@ -234,11 +248,11 @@ def render_v1(bucket: str, params: ListParams, page: ListPage, access_key: str) 
     next_marker = page.next_marker if page.is_truncated and params.delimiter else None
     head = [
         tag("Name", bucket),
-        tag("Prefix", _enc(params, params.prefix)),
-        tag("Marker", _enc(params, params.marker)),
-        tag("NextMarker", _enc(params, next_marker) if next_marker else None),
+        tag("Prefix", _enc(params, "Prefix", params.prefix)),
+        tag("Marker", _enc(params, "Marker", params.marker)),
+        tag("NextMarker", _enc(params, "NextMarker", next_marker) if next_marker else None),
         tag("MaxKeys", params.max_keys),
-        tag("Delimiter", _enc(params, params.delimiter) if params.delimiter else None),
+        tag("Delimiter", _enc(params, "Delimiter", params.delimiter) or None),
         tag("EncodingType", "url" if params.encoding_url else None),
         tag("IsTruncated", page.is_truncated),
     ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sealstore.objects.conditional import completed_from
 from sealstore.s3 import sse_headers
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error, s3_error_for
@@ -37,10 +38,15 @@ from sealstore.s3.handlers.multipart_xml import (
     render_list_uploads,
 )
 from sealstore.s3.handlers.object_request import new_object, parse_copy_source
-from sealstore.s3.handlers.preconditions import parse_copy_range, require_copy_source_conditions
+from sealstore.s3.handlers.preconditions import (
+    parse_copy_range,
+    require_copy_source_conditions,
+    write_condition,
+)
 from sealstore.s3.handlers.tagging import with_request_tags
-from sealstore.s3.xml import document, tag
+from sealstore.s3.xml import MalformedXMLError, document, tag
 from sealstore.storage import base as st
+from sealstore.storage.conditions import WriteCondition
 
 __all__ = [
     "MAX_PART_SIZE",
@@ -167,22 +173,75 @@ def _location(req: S3Request, bucket: str, key: str) -> str:
     return f"{scheme}://{host}/{bucket}/{s3_url_encode(key)}"
 
 
+async def _complete_parts(req: S3Request) -> list[CompletePart]:
+    """The body's part list; an empty body is MalformedXML there, as S3 answers."""
+    try:
+        data = await read_xml_body(req)
+    except S3Error as exc:
+        if exc.code != "MissingRequestBodyError":
+            raise
+        raise MalformedXMLError("CompleteMultipartUpload needs a body") from None
+    return parse_complete_request(data)
+
+
+async def _replayed(req: S3Request, bucket: str, key: str) -> web.StreamResponse:
+    """A Complete for an upload that no longer exists: S3 answers a retry of a Complete that
+    succeeded (same upload id, same part list) with the same 200 result; NoSuchUpload else."""
+    upload_id = req.query.get("uploadId", "")
+    try:
+        parts = await _complete_parts(req)
+    except (S3Error, MalformedXMLError):
+        parts = []
+    listed = [(p.number, p.etag) for p in parts]
+    done = await completed_from(req.ctx.storage, bucket, key, upload_id, listed) if parts else None
+    if done is None:
+        raise S3Error("NoSuchUpload", resource=f"/{bucket}/{key}")
+    req.response_headers.update(sse_headers.sse_response_headers(done.internal))
+    req.response_headers["ETag"] = f'"{done.etag}"'
+    return req.xml_response(render_complete(_location(req, bucket, key), bucket, key, done.etag))
+
+
+async def _complete_once(
+    req: S3Request,
+    upload: st.UploadMeta,
+    parts: list[tuple[int, str]],
+    condition: WriteCondition | None,
+) -> st.ObjectMeta:
+    """Complete ``upload``; when a concurrent retry of this same Complete won the race (the
+    upload vanished into an object made of these parts), its object is this one's result."""
+    try:
+        return await req.ctx.objects.complete(upload, parts, condition)
+    except st.NoSuchUpload:
+        done = await completed_from(
+            req.ctx.storage, upload.bucket, upload.key, upload.upload_id, parts
+        )
+        if done is None:
+            raise
+        return done
+
+
 async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploadId=ID.
 
-    The part list is parsed and checked before anything is touched. If publishing takes
-    longer than ``KEEPALIVE_AFTER`` seconds, a 200 is committed and whitespace is sent every
-    few seconds so proxies and clients do not time out; the result (or an ``<Error>``
+    The part list is parsed and checked before anything is touched; ``If-None-Match: *`` /
+    ``If-Match`` make the completion conditional (`objects.conditional`). A retried Complete
+    of an upload that already completed gets the same result (`_replayed`). If publishing
+    takes longer than ``KEEPALIVE_AFTER`` seconds, a 200 is committed and whitespace is sent
+    every few seconds so proxies and clients do not time out; the result (or an ``<Error>``
     document, as S3 does) follows in the same body.
     """
     bucket, key = _bucket_key(req)
-    upload = await _get_upload(req, bucket, key)
-    parts = parse_complete_request(await read_xml_body(req))
+    condition = write_condition(req.headers)
+    try:
+        upload = await _get_upload(req, bucket, key)
+    except st.NoSuchUpload:
+        return await _replayed(req, bucket, key)
+    parts = await _complete_parts(req)
     # The completion is a task of its own so that a client hanging up mid-wait cannot
     # cancel it halfway (storage publishes atomically either way); keep a strong reference
     # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(
-        req.ctx.objects.complete(upload, [(p.number, p.etag) for p in parts])
+        _complete_once(req, upload, [(p.number, p.etag) for p in parts], condition)
     )
     _RUNNING.add(task)
     task.add_done_callback(_finished)

@@ -38,6 +38,7 @@ from sealstore.s3.handlers.preconditions import (
     parse_range,
     part_range,
     require_copy_source_conditions,
+    write_condition,
 )
 from sealstore.s3.xml import document, tag
 from sealstore.storage.base import ObjectMeta
@@ -52,9 +53,10 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     expected_md5 = content_md5(req)
     attrs = tagging.with_request_tags(req, new_object(req))
     requested = sse_headers.requested_sse(req.headers)
+    condition = write_condition(req.headers)  # If-None-Match: * / If-Match (412, 409)
     body = req.body()
     meta = await req.ctx.objects.put(
-        bucket, key, body, attrs, sse=requested, content_md5=expected_md5
+        bucket, key, body, attrs, sse=requested, content_md5=expected_md5, condition=condition
     )
     resp = req.make_response(200)
     resp.headers["ETag"] = f'"{meta.etag}"'

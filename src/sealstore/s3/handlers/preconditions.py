@@ -1,8 +1,9 @@
 """Byte ranges and conditional headers of object requests (pure: headers + metadata in).
 
 GET's ``Range`` (a single ``bytes=`` range, S3 semantics for what is ignored and what is
-416), CopyObject/UploadPartCopy's stricter ``x-amz-copy-source-range``, and the ``If-*``
-preconditions in RFC 7232 order. No I/O: unit tests drive these with plain values.
+416), CopyObject/UploadPartCopy's stricter ``x-amz-copy-source-range``, the ``If-*`` read
+preconditions in RFC 7232 order, and the write conditions of PutObject and
+CompleteMultipartUpload (`write_condition`). No I/O: unit tests drive these with plain values.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from email.utils import parsedate_to_datetime
 
 from sealstore.s3.errors import S3Error
 from sealstore.storage.base import ObjectMeta, normalize_etag
+from sealstore.storage.conditions import WriteCondition
+
+COPY_RANGE_FORM = (
+    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and "
+    "last are the zero-based offsets of the first and last bytes to copy"
+)
 
 
 @dataclass(frozen=True)
@@ -93,32 +100,50 @@ def part_range(raw: str | None, range_header: str | None, meta: ObjectMeta) -> B
 def parse_copy_range(value: str | None, size: int) -> tuple[int, int]:
     """``x-amz-copy-source-range: bytes=first-last`` -> (offset, length) within ``size``.
 
-    Unlike GET ranges, S3 accepts only the explicit ``first-last`` form here, and a range
-    outside the source is an error rather than being clipped.
+    Unlike GET ranges, S3 accepts only the explicit ``first-last`` form here (anything else,
+    ``first > last`` included, is 400 InvalidArgument), and a range reaching past the source
+    is 416 InvalidRange rather than being clipped.
     """
     if value is None:
         return 0, size
     spec = value.strip()
     if not spec.startswith("bytes="):
-        raise S3Error(
-            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
-        )
+        raise S3Error("InvalidArgument", COPY_RANGE_FORM)
     first_s, sep, last_s = spec[len("bytes=") :].partition("-")
     if (
         not sep
         or not (first_s.isascii() and first_s.isdigit())
         or not (last_s.isascii() and last_s.isdigit())
+        or int(first_s) > int(last_s)
     ):
-        raise S3Error(
-            "InvalidArgument", "The x-amz-copy-source-range value must be bytes=first-last"
-        )
+        raise S3Error("InvalidArgument", COPY_RANGE_FORM)
     first, last = int(first_s), int(last_s)
-    if first > last or last >= size:
-        raise S3Error(
-            "InvalidArgument",
-            f"Range specified is not valid for source object of size: {size}",
-        )
+    if last >= size:
+        raise S3Error("InvalidRange")
     return first, last - first + 1
+
+
+def write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
+    """The conditional write PutObject / CompleteMultipartUpload asks for, or None.
+
+    ``If-None-Match`` must be ``*`` (S3 implements no other value: 501 NotImplemented);
+    ``If-Match`` names the ETag the current object must have. The object service checks it
+    before the upload and the store again when publishing (`objects.conditional`).
+    """
+    none_match = headers.get("if-none-match")
+    if_match = headers.get("if-match")
+    if none_match is None and if_match is None:
+        return None
+    if none_match is not None and none_match.strip() != "*":
+        raise S3Error(
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+            extra={"Header": "If-None-Match"},
+        )
+    return WriteCondition(
+        absent=none_match is not None,
+        etag=None if if_match is None else if_match.strip(),
+    )
 
 
 def _parse_http_date(value: str | None) -> datetime | None:
