@@ -18,6 +18,7 @@ from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers import (
     bucket,
     bucket_encryption,
+    bucket_policy,
     delete_objects,
     listing,
     multipart,
@@ -82,6 +83,10 @@ ROUTES: dict[str, Handler] = {
     "PutBucketEncryption": bucket_encryption.put_bucket_encryption,
     "GetBucketEncryption": bucket_encryption.get_bucket_encryption,
     "DeleteBucketEncryption": bucket_encryption.delete_bucket_encryption,
+    "PutBucketPolicy": bucket_policy.put_bucket_policy,
+    "GetBucketPolicy": bucket_policy.get_bucket_policy,
+    "DeleteBucketPolicy": bucket_policy.delete_bucket_policy,
+    "GetBucketPolicyStatus": bucket_policy.get_bucket_policy_status,
     "DeleteObjects": delete_objects.delete_objects,
     "PutObject": object_handlers.put_object,
     "CopyObject": object_handlers.copy_object,
@@ -162,6 +167,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("uploads", "ListMultipartUploads"),
             ("versioning", "GetBucketVersioning"),
             ("acl", "GetBucketAcl"),
+            ("policy", "GetBucketPolicy"),
+            ("policyStatus", "GetBucketPolicyStatus"),
         ):
             if sub in subs:
                 return op if subs == {sub} else _not_implemented(subs)
@@ -172,6 +179,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "PUT":
         if subs == {"encryption"}:
             return "PutBucketEncryption"
+        if subs == {"policy"}:
+            return "PutBucketPolicy"
         if not subs:
             return "CreateBucket"
     elif method == "HEAD":
@@ -180,6 +189,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "DELETE":
         if subs == {"encryption"}:
             return "DeleteBucketEncryption"
+        if subs == {"policy"}:
+            return "DeleteBucketPolicy"
         if not subs:
             return "DeleteBucket"
     elif method == "POST":
