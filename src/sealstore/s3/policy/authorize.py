@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sealstore.s3.errors import S3Error
+from sealstore.storage.base import NoSuchBucket
 from sealstore.s3.policy.actions import OPERATIONS
 from sealstore.s3.policy.document import Policy, parse_policy
 from sealstore.s3.policy.errors import PolicyError
@@ -107,7 +108,10 @@ async def bucket_policy(req: S3Request, bucket: str | None) -> Policy | None:
     """The bucket's stored policy (parsed once per distinct text), or None."""
     if bucket is None:
         return None
-    text = await req.ctx.storage.get_bucket_config(bucket, POLICY_CONFIG)
+    try:
+        text = await req.ctx.storage.get_bucket_config(bucket, POLICY_CONFIG)
+    except NoSuchBucket:
+        return None  # CreateBucket, or a bucket that is not there: identity policies decide
     if text is None:
         return None
     policy = _parsed(text, bucket)
