@@ -157,6 +157,18 @@ def test_reader_lists_and_reads_only(srv, s3) -> None:
     assert code_of(reader.list_multipart_uploads, Bucket=DATA) == "AccessDenied"
     assert code_of(reader.put_bucket_policy, Bucket=DATA, Policy="{}") == "AccessDenied"
     assert s3.get_object(Bucket=DATA, Key="docs/a.txt")["Body"].read() == b"alpha"
+    # Presigned URLs carry the signer's permissions, no more.
+    get_url = reader.generate_presigned_url(
+        "get_object", Params={"Bucket": DATA, "Key": "docs/a.txt"}
+    )
+    assert _anonymous_get(get_url) == (200, b"alpha")
+    put_url = reader.generate_presigned_url(
+        "put_object", Params={"Bucket": DATA, "Key": "docs/p.txt"}
+    )
+    request = urllib.request.Request(put_url, data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request, timeout=5)
+    assert denied.value.code == 403 and b"<Code>AccessDenied</Code>" in denied.value.read()
 
 
 def test_writer_prefix_copy_multipart_and_delete_objects(srv, s3) -> None:

@@ -16,14 +16,14 @@ both describe the balancer's connection; see docs/security.md).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sealstore.s3.errors import S3Error
-from sealstore.storage.base import NoSuchBucket
 from sealstore.s3.policy.actions import OPERATIONS
-from sealstore.s3.policy.document import Policy, parse_policy
+from sealstore.s3.policy.document import Policy, PrincipalSpec, Statement, parse_policy
 from sealstore.s3.policy.errors import PolicyError
 from sealstore.s3.policy.evaluate import (
     ANONYMOUS,
@@ -33,6 +33,7 @@ from sealstore.s3.policy.evaluate import (
     decide,
     resource_arn,
 )
+from sealstore.storage.base import NoSuchBucket
 
 if TYPE_CHECKING:
     from sealstore.s3.context import S3Request
@@ -68,6 +69,17 @@ def principal_of(req: S3Request) -> Principal | None:
     return user.principal() if user is not None else None
 
 
+def _client_ip(remote: str) -> str:
+    """The peer address, IPv4-mapped IPv6 (a dual-stack listener) as plain IPv4, so
+    ``"aws:SourceIp": "10.0.0.0/8"`` matches such clients too."""
+    try:
+        addr = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(addr)
+
+
 def condition_context(req: S3Request, who: Principal) -> dict[str, list[str]]:
     """The condition keys this request carries (lower-case names, see ``conditions``)."""
     http = req.http
@@ -76,7 +88,7 @@ def condition_context(req: S3Request, who: Principal) -> dict[str, list[str]]:
         "aws:principaltype": [{"anonymous": "Anonymous", "root": "Account"}.get(who.kind, "User")],
     }
     if http.remote:
-        ctx["aws:sourceip"] = [http.remote]
+        ctx["aws:sourceip"] = [_client_ip(http.remote)]
     if who.kind != "anonymous":
         ctx["aws:username"] = [who.name]
         ctx["s3:signatureversion"] = ["AWS4-HMAC-SHA256"]
@@ -94,6 +106,14 @@ def condition_context(req: S3Request, who: Principal) -> dict[str, list[str]]:
     if version is not None:
         ctx["s3:versionid"] = [version]
     return ctx
+
+
+# What a stored policy that no longer parses (say, after a downgrade) becomes: deny everyone
+# but root, rather than dropping its Deny statements (fail closed).
+_UNREADABLE = Policy(
+    "2012-10-17",
+    (Statement("Deny", ("*",), ("*",), principal=PrincipalSpec(everyone=True)),),
+)
 
 
 @lru_cache(maxsize=256)
@@ -116,8 +136,11 @@ async def bucket_policy(req: S3Request, bucket: str | None) -> Policy | None:
         return None
     policy = _parsed(text, bucket)
     if policy is None:
-        # Stored documents were validated on PUT; one that no longer parses allows nothing.
-        req.ctx.logger.error("stored bucket policy does not parse", extra={"bucket": bucket})
+        # Stored documents were validated on PUT; one that no longer parses denies all.
+        req.ctx.logger.error(
+            "stored bucket policy does not parse; denying all but root", extra={"bucket": bucket}
+        )
+        return _UNREADABLE
     return policy
 
 

@@ -32,7 +32,8 @@ from sealstore.s3.policy.evaluate import Principal
 
 MAX_FILE = 1024 * 1024
 _NAME = re.compile(r"[\w+=,.@-]{1,64}")
-_ACCESS_KEY = re.compile(r"[A-Za-z0-9._~+=@-]{3,128}")
+# No "/" "," "=" or spaces: SigV4's Credential=<key>/<date>/... must split unambiguously.
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9._~+@-]{3,128}")
 _USER_FIELDS = frozenset({"name", "access_key", "secret_key", "policies"})
 
 
@@ -88,7 +89,7 @@ def _user(raw: Any, index: int, named: dict[str, Policy], root_key: str) -> User
         raise UsersFileError(f"{where}: unknown field {unknown[0]!r}")
     key = raw.get("access_key")
     if not isinstance(key, str) or not _ACCESS_KEY.fullmatch(key):
-        raise UsersFileError(f"{where}: access_key must be 3-128 of letters, digits, ._~+=@-")
+        raise UsersFileError(f"{where}: access_key must be 3-128 of letters, digits, ._~+@-")
     if key == root_key:
         raise UsersFileError(f"{where}: access_key is the root user's (MINIO_ROOT_USER)")
     secret = raw.get("secret_key")
