@@ -100,3 +100,18 @@ def test_unknown_keys_wrong_secrets_and_admin_endpoints(tmp_path: Path) -> None:
         assert status == 403
 
     serve(tmp_path, check)
+
+
+def test_a_stored_policy_that_no_longer_parses_denies_all_but_root(tmp_path: Path) -> None:
+    from sealstore.s3.app import APP_CTX_KEY
+
+    async def check(client: TestClient) -> None:
+        assert (await call(client, "PUT", "/bkt", ROOT))[0] == 200
+        assert (await call(client, "GET", "/bkt", ALICE))[0] == 200  # her "*" identity policy
+        store = client.server.app[APP_CTX_KEY].storage
+        await store.put_bucket_config("bkt", "policy", '{"Statement": "not a statement"}')
+        status, body = await call(client, "GET", "/bkt", ALICE)
+        assert status == 403 and "<Code>AccessDenied</Code>" in body
+        assert (await call(client, "GET", "/bkt", ROOT))[0] == 200
+
+    serve(tmp_path, check)
