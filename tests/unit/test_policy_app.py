@@ -115,3 +115,47 @@ def test_a_stored_policy_that_no_longer_parses_denies_all_but_root(tmp_path: Pat
         assert (await call(client, "GET", "/bkt", ROOT))[0] == 200
 
     serve(tmp_path, check)
+
+
+def test_authorize_as_for_handlers_that_authenticate_their_own_principal(tmp_path: Path) -> None:
+    """PostObject's handler verifies the form's credential itself, then asks authorize_as."""
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import MultiDict, MultiDictProxy
+
+    from sealstore.s3 import sigv4
+    from sealstore.s3.app import APP_CTX_KEY
+    from sealstore.s3.context import S3Request
+    from sealstore.s3.errors import S3Error
+    from sealstore.s3.policy.authorize import authorize_as
+    from sealstore.s3.sigv4 import PayloadMode
+
+    async def check(client: TestClient) -> None:
+        ctx = client.server.app[APP_CTX_KEY]
+        assert (await call(client, "PUT", "/bkt", ROOT))[0] == 200
+        http = make_mocked_request("POST", "/bkt")
+        auth = sigv4.AuthResult(
+            "", PayloadMode.UNSIGNED, None, b"", "", "", "", "us-east-1", False, ()
+        )
+        req = S3Request(
+            http, ctx, "bkt", None, MultiDictProxy(MultiDict()), auth, "RID", "PostObject"
+        )
+        await authorize_as(req, ROOT.access_key, "s3:PutObject", "bkt", "k")
+        await authorize_as(req, ALICE.access_key, "s3:PutObject", "bkt", "k")  # her "*" policy
+        for who in (None, "AKNOBODY"):
+            with pytest.raises(S3Error) as info:
+                await authorize_as(req, who, "s3:PutObject", "bkt", "k")
+            assert info.value.code == "AccessDenied"
+        sse = "s3:x-amz-server-side-encryption"
+        deny = {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::bkt/*",
+        }
+        policy = {"Statement": [{**deny, "Condition": {"StringNotEquals": {sse: "AES256"}}}]}
+        await ctx.storage.put_bucket_config("bkt", "policy", json.dumps(policy))
+        with pytest.raises(S3Error):
+            await authorize_as(req, ALICE.access_key, "s3:PutObject", "bkt", "k")
+        await authorize_as(req, ALICE.access_key, "s3:PutObject", "bkt", "k", {sse: "AES256"})
+
+    serve(tmp_path, check)

@@ -7,7 +7,8 @@ closed), the resource ARN and the condition values of the request, reads the buc
 (non-root requests only, so root pays nothing) and answers ``AccessDenied`` unless
 :func:`.evaluate.decide` allows. Copies also need ``s3:GetObject`` on their source;
 DeleteObjects asks :func:`key_checker` once and tests each key, because S3 reports a denied
-key inside the 200 result instead of failing the request.
+key inside the 200 result instead of failing the request. A handler that authenticates its
+own principal (PostObject's form signature) calls :func:`authorize_as` once it knows who it is.
 
 Condition values come from the request as received: ``aws:SecureTransport`` is whether this
 connection is TLS, ``aws:SourceIp`` the peer address (behind a TLS-terminating load balancer
@@ -190,6 +191,36 @@ async def authorize_request(req: S3Request) -> None:
         versioned = "versionId=" in header.partition("?")[2]
         action = "s3:GetObjectVersion" if versioned else "s3:GetObject"
         await _require(req, who, action, src_bucket, src_key)
+
+
+async def authorize_as(
+    req: S3Request,
+    access_key: str | None,
+    action: str,
+    bucket: str | None,
+    key: str | None,
+    fields: dict[str, str] | None = None,
+) -> None:
+    """For a handler that authenticates its own principal (PostObject: the form's SigV4
+    credential; None for an unsigned form): AccessDenied unless that principal may do
+    ``action`` on the resource. ``fields`` are condition values the request carries outside
+    its headers (the form's ``x-amz-server-side-encryption``: pass
+    ``{"s3:x-amz-server-side-encryption": value}``); they replace the header-derived ones."""
+    if access_key == req.ctx.settings.root_user:
+        return
+    who: Principal | None = ANONYMOUS
+    if access_key is not None:
+        user = req.ctx.users.current.get(access_key)
+        who = user.principal() if user is not None else None
+    resource = resource_arn(bucket, key)
+    if who is None:
+        _deny(req, who, action, resource, "unknown-principal")
+        return
+    context = condition_context(req, who)
+    context.update({k.lower(): [v] for k, v in (fields or {}).items()})
+    decision = decide(who, Request(action, resource, context), await bucket_policy(req, bucket))
+    if decision is not Decision.ALLOW:
+        _deny(req, who, action, resource, decision.value)
 
 
 async def key_checker(req: S3Request) -> Callable[[str, str | None], bool]:
