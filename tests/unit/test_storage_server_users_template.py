@@ -77,6 +77,15 @@ PLAYBOOK = textwrap.dedent(
     """
 )
 BAD_USERS = {
+    "valid": {
+        "name": "carol",
+        "access_key": "AKCAROL0001",
+        "secret_key": "carol-secret-0123",
+        "policies": [
+            "read-only",
+            {"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}},
+        ],
+    },
     "no-secret": {"name": "bob", "access_key": "AKBOB0001"},
     "unknown-field": {
         "name": "bob",
@@ -135,7 +144,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    for secret in (SECRET, "bob-secret-0123"):
+    for secret in (SECRET, "bob-secret-0123", "carol-secret-0123"):
         assert secret not in proc.stdout + proc.stderr
     return {
         "users": (out / "users.json").read_text(),
@@ -162,7 +171,8 @@ def test_environment_file_names_the_users_file_only_with_users(rendered: dict[st
 
 
 def test_argument_spec_refuses_bad_users(rendered: dict[str, str]) -> None:
-    no_secret, unknown = json.loads(rendered["spec"])
+    valid, no_secret, unknown = json.loads(rendered["spec"])
+    assert "passed" in valid
     assert "secret_key" in no_secret and "required" in no_secret
     assert "colour" in unknown
-    assert "bob-secret-0123" not in rendered["spec"]
+    assert "bob-secret-0123" not in rendered["spec"] and "carol-secret" not in rendered["spec"]
