@@ -8,6 +8,8 @@ from the environment or files, never from argv, so they never show up in ``ps``.
 With ``SEALSTORE_TLS_CERT_FILE``/``SEALSTORE_TLS_KEY_FILE`` every worker serves HTTPS; SIGHUP
 (to the parent, forwarded to each worker) reloads the certificate without dropping a
 connection (``sealstore.tls``). A pair that does not load is a configuration error at start.
+SIGHUP also reloads ``SEALSTORE_USERS_FILE`` (``sealstore.s3.policy.users``): a file that is
+exposed or invalid stops the start with one line; on reload it is logged and the old users stay.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ, args)
         _check_data_dir(settings.data_dir)
         _check_tls(settings)
+        _check_users(settings)
     except ConfigError as exc:
         print(f"sealstore: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -153,6 +156,18 @@ def _check_tls(settings: Settings) -> None:
         ) from None
 
 
+def _check_users(settings: Settings) -> None:
+    """Load the users file once before binding: exposed or invalid is one line, exit 2."""
+    if settings.users_file is None:
+        return
+    from sealstore.s3.policy.users import UsersFileError, load_users_file
+
+    try:
+        load_users_file(settings.users_file, settings.root_user)
+    except UsersFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind and listen once in the parent; workers inherit the socket across fork."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -193,7 +208,7 @@ def serve(settings: Settings) -> int:
             "version": _version(),
         },
     )
-    # SIGHUP only reloads certificates: never let it terminate a process (the default) in the
+    # SIGHUP only reloads files: never let it terminate a process (the default) in the
     # moment before a worker's event loop installs its handler.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if settings.workers == 1:
@@ -217,7 +232,7 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
     from sealstore.storage import StorageError
 
     app = build_app(settings)
-    ssl_context = _install_tls(app, settings)
+    ssl_context = _install_reload(app, settings)
     try:
         web.run_app(
             app,
@@ -237,26 +252,33 @@ def run_worker(settings: Settings, sock: socket.socket) -> int:
     return 0
 
 
-def _install_tls(app: Any, settings: Settings) -> Any:
-    """The listening SSLContext (None for plain HTTP); SIGHUP reloads it in this worker."""
-    if settings.tls_cert_file is None or settings.tls_key_file is None:
-        return None
+def _install_reload(app: Any, settings: Settings) -> Any:
+    """SIGHUP reloads this worker's TLS certificate and users file; returns the listening
+    SSLContext (None for plain HTTP)."""
     import asyncio
 
     from sealstore.log import get_logger
-    from sealstore.tls import CertificateReloader
+    from sealstore.s3.app import APP_CTX_KEY
 
-    reloader = CertificateReloader(settings.tls_cert_file, settings.tls_key_file, get_logger())
+    reloaders: list[Any] = [app[APP_CTX_KEY].users]  # a no-op without SEALSTORE_USERS_FILE
+    listening = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        from sealstore.tls import CertificateReloader
+
+        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file, get_logger())
+        reloaders.append(tls)
+        listening = tls.listening
     tasks: set[asyncio.Task[bool]] = set()
 
     def on_sighup() -> None:
-        task = asyncio.get_running_loop().create_task(reloader.reload())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        for reloader in reloaders:
+            task = asyncio.get_running_loop().create_task(reloader.reload())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     async def start(_app: object) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
-        if reloader.changed_since_load():  # a SIGHUP during start-up was ignored
+        if any(r.changed_since_load() for r in reloaders):  # a SIGHUP during start-up
             on_sighup()
 
     async def stop(_app: object) -> None:
@@ -264,7 +286,7 @@ def _install_tls(app: Any, settings: Settings) -> Any:
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
-    return reloader.listening
+    return listening
 
 
 def _supervise(settings: Settings, sock: socket.socket) -> int:

@@ -69,6 +69,7 @@ ENV_DOC: dict[str, str] = {
     "SEALSTORE_TLS_CERT_FILE": "PEM certificate chain: serve HTTPS (TLS 1.2+); SIGHUP reloads it",
     "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
     "SEALSTORE_METRICS_TOKEN_FILE": "file with the bearer token for metrics and readiness detail",
+    "SEALSTORE_USERS_FILE": "0600 JSON file of users and their policies; SIGHUP reloads it",
 }
 MAX_KMS_CACHE_TTL = 3600.0
 
@@ -129,12 +130,12 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     auto_encryption: bool = False
     kms_cache_ttl: float = 0.0
-    # --- request body idle timeout (issue 8, item 7)
     body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
     # --- TLS and admin token (issue 8 items 9, 10) ---
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     metrics_token: str | None = field(default=None, repr=False)
+    users_file: Path | None = None  # issue 12: checked and loaded by s3/policy/users.py
 
     @property
     def kms_kind(self) -> str | None:
@@ -221,7 +222,6 @@ class Settings:
             )
 
         kms_cache_ttl = _parse_cache_ttl(env.get("SEALSTORE_KMS_CACHE_TTL", "0"))
-        # --- request body idle timeout (issue 8, item 7)
         body_idle_timeout = _parse_body_idle_timeout(env.get("SEALSTORE_BODY_IDLE_TIMEOUT"))
 
         tls_cert, tls_key, metrics_token = _tls_and_token(env)
@@ -246,6 +246,7 @@ class Settings:
             tls_cert_file=tls_cert,
             tls_key_file=tls_key,
             metrics_token=metrics_token,
+            users_file=Path(u) if (u := env.get("SEALSTORE_USERS_FILE")) else None,
         )
 
 

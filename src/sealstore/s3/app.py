@@ -5,7 +5,9 @@ section over S3's 8 KiB before any other work, (1) answers the admin endpoints u
 ``/minio/`` (``s3/admin_api.py``), (2) authenticates with SigV4 (``s3/auth.py``; a browser
 POST upload is the one exception: its form is verified by its handler), (3) picks
 the operation and its handler (``s3/routing.py``), (4) turns every failure into an S3 XML
-error with the request id, and (5) logs one structured line. Keeping
+error with the request id, and (5) logs one structured line. Between (3) and the handler,
+``s3/policy/authorize.py`` decides whether the principal (root, a user, or anonymous) may
+perform the operation. Keeping
 this in one place means no handler can forget authentication, error mapping or logging.
 
 Bounded inputs: aiohttp itself refuses a request line or one header line over
@@ -30,6 +32,7 @@ from sealstore.s3 import admin_api
 from sealstore.s3.auth import FORM_AUTH, authenticate
 from sealstore.s3.context import AppContext, S3Request, new_request_id
 from sealstore.s3.errors import S3Error, s3_error_for
+from sealstore.s3.policy.authorize import authorize_request
 from sealstore.s3.query import query_multidict
 from sealstore.s3.routing import handler_for, is_browser_post, select_operation, split_path
 
@@ -71,10 +74,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             resp = await admin_api.handle(request, ctx)
         else:
             content_type = request.headers.get("Content-Type")
-            if is_browser_post(request.method, request.raw_path, content_type):
-                auth = FORM_AUTH  # PostObject: its handler authenticates the form instead
+            form_upload = is_browser_post(request.method, request.raw_path, content_type)
+            if form_upload:
+                auth = FORM_AUTH  # PostObject: its handler authenticates and authorises the form
             else:
-                auth = authenticate(request, ctx.settings)
+                auth = authenticate(request, ctx.settings, ctx.users.current, allow_anonymous=True)
             bucket, key = split_path(request.raw_path)
             query = query_multidict(request.raw_path.partition("?")[2])
             op = select_operation(request.method, bucket, key, query, request.headers)
@@ -89,6 +93,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 request_id=request_id,
                 op=op,
             )
+            if not form_upload:
+                await authorize_request(s3req)
             resp = await handler(s3req)
     except ConnectionResetError:
         # The client went away mid-request (aiohttp raises this on writes to a closed
@@ -208,12 +214,14 @@ def build_app(settings: Settings) -> web.Application:
     from sealstore.kms.factory import build_server_kms
     from sealstore.log import get_logger
     from sealstore.objects.service import ObjectService
+    from sealstore.s3.policy.users import UsersReloader
     from sealstore.storage.factory import open_store
 
     assert settings.data_dir is not None
     ctx = AppContext(
         settings=settings, storage=open_store(settings.data_dir), kms=None, logger=get_logger()
     )
+    ctx.users = UsersReloader(settings.users_file, settings.root_user, ctx.logger)
     app = create_app(ctx)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 
 from sealstore.kms.health import KMSHealth
 from sealstore.s3.metrics import Metrics
+from sealstore.s3.policy.users import UsersReloader
 
 if TYPE_CHECKING:
     from sealstore.config import Settings
@@ -52,6 +53,8 @@ class AppContext:
     # The object service over ``storage`` and ``kms``; build_app sets it once both are up,
     # before the first request, so handlers use it without a None check.
     objects: ObjectService = field(default=None, repr=False)  # type: ignore[assignment]
+    # Users besides root (SEALSTORE_USERS_FILE), reloaded on SIGHUP; none by default.
+    users: UsersReloader = field(default_factory=lambda: UsersReloader(None, ""), repr=False)
 
 
 def new_request_id() -> str:

@@ -118,6 +118,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         "The request contained trailing data that was not well-formed or did not conform to "
         "our published schema.",
     ),
+    "MalformedPolicy": (400, "Policy has invalid resource."),
     "MalformedXML": (
         400,
         "The XML you provided was not well-formed or did not validate against our published "

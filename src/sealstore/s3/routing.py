@@ -19,6 +19,7 @@ from sealstore.s3.form_data import header_params
 from sealstore.s3.handlers import (
     bucket,
     bucket_encryption,
+    bucket_policy,
     delete_objects,
     listing,
     multipart,
@@ -86,6 +87,10 @@ ROUTES: dict[str, Handler] = {
     "PutBucketEncryption": bucket_encryption.put_bucket_encryption,
     "GetBucketEncryption": bucket_encryption.get_bucket_encryption,
     "DeleteBucketEncryption": bucket_encryption.delete_bucket_encryption,
+    "PutBucketPolicy": bucket_policy.put_bucket_policy,
+    "GetBucketPolicy": bucket_policy.get_bucket_policy,
+    "DeleteBucketPolicy": bucket_policy.delete_bucket_policy,
+    "GetBucketPolicyStatus": bucket_policy.get_bucket_policy_status,
     "DeleteObjects": delete_objects.delete_objects,
     "PostObject": post_object.post_object,
     "PutObject": object_handlers.put_object,
@@ -174,6 +179,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("versioning", "GetBucketVersioning"),
             ("acl", "GetBucketAcl"),
             ("tagging", "GetBucketTagging"),
+            ("policy", "GetBucketPolicy"),
+            ("policyStatus", "GetBucketPolicyStatus"),
         ):
             if sub in subs:
                 return op if subs == {sub} else _not_implemented(subs)
@@ -186,6 +193,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             return "PutBucketEncryption"
         if subs == {"tagging"}:
             return "PutBucketTagging"
+        if subs == {"policy"}:
+            return "PutBucketPolicy"
         if not subs:
             return "CreateBucket"
     elif method == "HEAD":
@@ -196,6 +205,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             return "DeleteBucketEncryption"
         if subs == {"tagging"}:
             return "DeleteBucketTagging"
+        if subs == {"policy"}:
+            return "DeleteBucketPolicy"
         if not subs:
             return "DeleteBucket"
     elif method == "POST":

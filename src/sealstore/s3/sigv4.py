@@ -98,6 +98,9 @@ class AuthResult:
     region: str
     presigned: bool
     signed_headers: tuple[str, ...]
+    # An unsigned request (no Authorization header, no X-Amz-* query auth): only a bucket
+    # policy naming Principal "*" can allow it (s3/policy/authorize.py).
+    anonymous: bool = False
 
 
 def _check_all_amz_headers_signed(headers: Mapping[str, str], signed: tuple[str, ...]) -> None:
@@ -128,13 +131,16 @@ def authenticate(
     lookup: Callable[[str], str | None],
     region: str,
     now: datetime,
+    *,
+    allow_anonymous: bool = False,
 ) -> AuthResult:
     """Verify a SigV4 request (header or presigned form) and describe its payload protection.
 
     ``raw_path`` is the path exactly as received (still percent-encoded), ``raw_query`` the raw
     query string without ``?``; ``headers`` must be case-insensitive (aiohttp's ``CIMultiDict``).
     ``lookup`` maps an access key to its secret or ``None``.  Raises :class:`S3Error` on any
-    failure; never returns for an unauthenticated request.
+    failure; never returns for an unauthenticated request, except that with
+    ``allow_anonymous`` a request carrying no credentials at all yields an anonymous result.
     """
     path, raw_query = _split_path(raw_path, raw_query)
     if now.tzinfo is None:
@@ -160,6 +166,8 @@ def authenticate(
             "The authorization mechanism you have provided is not supported. "
             "Please use AWS4-HMAC-SHA256.",
         )
+    elif allow_anonymous:
+        return _anonymous(headers, region)
     else:
         raise S3Error("AccessDenied", "Access Denied. Anonymous requests are not allowed.")
 
@@ -227,6 +235,27 @@ def authenticate(
             "SignatureProvided": clip(parsed.signature, _ECHO_ID),
             "CanonicalRequest": clip(_redact(first[0]), MAX_ECHO),
         },
+    )
+
+
+def _anonymous(headers: Mapping[str, str], region: str) -> AuthResult:
+    """The result for an unsigned request: its body can be hashed or unsigned, never signed
+    in chunks (there is no signing key to verify chunk signatures with)."""
+    mode, declared = payload_mode(headers.get("x-amz-content-sha256"), True)
+    if mode in (PayloadMode.STREAMING_SIGNED, PayloadMode.STREAMING_SIGNED_TRAILER):
+        raise S3Error("AccessDenied", "A signed streaming payload needs a signed request.")
+    return AuthResult(
+        access_key="",
+        payload_mode=mode,
+        declared_sha256=declared,
+        signing_key=b"",
+        seed_signature="",
+        amz_date="",
+        scope="",
+        region=region,
+        presigned=False,
+        signed_headers=(),
+        anonymous=True,
     )
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error, s3_error_for
+from sealstore.s3.policy.authorize import key_checker
 from sealstore.s3.xml import (
     MAX_XML_BODY,
     MalformedXMLError,
@@ -165,10 +166,13 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
     if not await storage.bucket_exists(bucket):
         raise S3Error("NoSuchBucket", resource=bucket)
     request = parse_delete_request(await read_xml_body(req))
+    may_delete = await key_checker(req)  # s3:DeleteObject per key (policies)
     deleted: list[str] = []
     failures: list[DeleteFailure] = []
     for key in request.keys:
         problem = _key_problem(key)
+        if problem is None and not may_delete(key, None):
+            problem = DeleteFailure(key, "AccessDenied", "Access Denied.")
         if problem is not None:
             failures.append(problem)
             continue

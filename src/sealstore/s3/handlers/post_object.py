@@ -45,6 +45,7 @@ from sealstore.s3.handlers.object_request import (
     STORED_HEADERS,
 )
 from sealstore.s3.handlers.tagging import parse_tagging
+from sealstore.s3.policy.authorize import authorize_as
 from sealstore.s3.post_form import FileBody, PostForm, form_checksums, read_fields
 from sealstore.s3.post_policy import PostPolicy, parse_policy
 from sealstore.s3.sigv4_post import is_signed_form, missing_field
@@ -89,10 +90,10 @@ async def post_object(req: S3Request) -> web.StreamResponse:
     policy: PostPolicy | None = None
     access_key: str | None = None
     if is_signed_form(form.fields):
-        access_key = authenticate_form(form.fields, req.ctx.settings)
+        access_key = authenticate_form(form.fields, req.ctx.settings, req.ctx.users.current)
         policy = parse_policy(form.fields["policy"])
         policy.check(view, datetime.now(UTC))
-    await authorize_upload(req, bucket, key, access_key)
+    await authorize_upload(req, bucket, key, access_key, form.fields)
 
     headers = form_headers(form.fields)
     requested = form_sse(headers)
@@ -122,16 +123,19 @@ def _key(form: PostForm) -> str:
     return key
 
 
-async def authorize_upload(req: S3Request, bucket: str, key: str, access_key: str | None) -> None:
-    """The one authorisation decision of a browser upload (bucket policies hook in here).
-
-    A signed form was signed by a configured user, who may write every bucket.  An anonymous
-    form (no policy, no signature) needs a bucket that allows public writes, which this
-    server cannot express yet, so it is refused as S3 refuses it for a private bucket.
-    """
-    del req, bucket, key  # what a bucket-policy decision will look at
-    if access_key is None:
-        raise S3Error("AccessDenied", "Access Denied. Anonymous requests are not allowed.")
+async def authorize_upload(
+    req: S3Request, bucket: str, key: str, access_key: str | None, form: Mapping[str, str]
+) -> None:
+    """The one authorisation decision of a browser upload: ``s3:PutObject`` for the form's
+    signer (root, a user, or anonymous for an unsigned form), judged by the same identity
+    and bucket policies as a PUT. The SSE condition keys come from the form's fields, since
+    a form carries them there instead of in headers."""
+    fields = {
+        f"s3:{name}": form_value
+        for name in _SSE_CONDITION_FIELDS
+        if (form_value := form.get(name)) is not None
+    }
+    await authorize_as(req, access_key, "s3:PutObject", bucket, key, fields)
 
 
 def form_headers(fields: Mapping[str, str]) -> CIMultiDict[str]:
@@ -200,6 +204,13 @@ def _form_tags(document_text: str) -> str:
     except MalformedXMLError as exc:
         raise S3Error("MalformedXML", str(exc)) from None
     return tag_rules.encode(tag_rules.validate(tags))
+
+
+_SSE_CONDITION_FIELDS = (
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",
+)
 
 
 def _location(req: S3Request, bucket: str, key: str) -> str:
