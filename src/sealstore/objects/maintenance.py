@@ -227,7 +227,7 @@ async def check_object(store: Store, kms: KMS | None, meta: ObjectMeta, *, deep:
     oek = None
     try:
         if kind == md.DOMAIN_SSE_C:
-            return Check("SSE-C object: this server cannot open it")
+            return Check(None, None, "customer-key")  # SSE-C: only the client's key opens it
         if kind is not None:
             if kms is None:
                 return Check("encrypted, but no KMS is configured")
