@@ -153,6 +153,9 @@ def inherited(internal: Mapping[str, str], *, kms: bool) -> SSEChoice | None:
         return SSE_S3
     if kind == DOMAIN_SSE_KMS:
         return SSEChoice(
-            DOMAIN_SSE_KMS, md.kms_key_id_of(internal), md.stored_client_context(internal) or None
+            DOMAIN_SSE_KMS,
+            md.kms_key_id_of(internal),
+            md.stored_client_context(internal) or None,
+            key_id_given=md.ci_get(internal, md.META_KMS_KEY_ID_GIVEN),
         )
     return None
