@@ -277,3 +277,27 @@ def test_multipart_parts_repeat_the_key(tmp_path: Path) -> None:
         assert part.etag == hashlib.md5(whole[5:15]).hexdigest()
 
     run(tmp_path, fn)
+
+
+def test_admin_checks_leave_ssec_objects_and_uploads_alone(tmp_path: Path) -> None:
+    from sealstore.objects import maintenance
+
+    async def fn(svc: ObjectService, store: FSBackend) -> None:
+        meta = await svc.put(BUCKET, "k", Body(b"x" * 10), ATTRS, sse=customer_choice(A))
+        check = await maintenance.check_object(store, svc.kms, meta, deep=True)
+        assert (check.problem, check.layout) == (None, "customer-key")
+        up = await svc.create_upload(BUCKET, "u", ATTRS, sse=customer_choice(A))
+        assert (await maintenance.check_upload(svc.kms, up)).problem is None
+
+    run(tmp_path, fn, kms=True)
+
+
+def test_insecure_ssec_setting() -> None:
+    from sealstore.config import ConfigError, Settings
+
+    base = {"MINIO_ROOT_USER": "admin", "MINIO_ROOT_PASSWORD": "password123"}
+    assert Settings.from_env(base).allow_insecure_ssec is False
+    on = Settings.from_env({**base, "SEALSTORE_ALLOW_INSECURE_SSEC": "on"})
+    assert on.allow_insecure_ssec is True
+    with pytest.raises(ConfigError, match="SEALSTORE_ALLOW_INSECURE_SSEC"):
+        Settings.from_env({**base, "SEALSTORE_ALLOW_INSECURE_SSEC": "maybe"})
