@@ -1,19 +1,22 @@
 """SSE-C (customer-provided keys) against a real sealstore process over TLS, driven by boto3
-(SSECustomerKey) and awscli (--sse-c AES256 --sse-c-key fileb://...): round trips, ranges,
-partNumber, copies and key rotation, multipart with per-part keys, AWS's status codes for
-every wrong key, missing key and bad header, no plaintext and no customer key anywhere in the
-data directory or the log; and the refusal of SSE-C over plain HTTP, unless the test-only
-SEALSTORE_ALLOW_INSECURE_SSEC is on (which the server warns about at start)."""
+(SSECustomerKey), awscli (--sse-c AES256 --sse-c-key fileb://...) and minio-py
+(SseCustomerKey): round trips, ranges, partNumber, copies and key rotation, multipart with
+per-part keys, AWS's status codes for every wrong key, missing key and bad header, no
+plaintext and no customer key anywhere in the data directory or the log; and the refusal of
+SSE-C over plain HTTP, unless the test-only SEALSTORE_ALLOW_INSECURE_SSEC is on (which the
+server warns about at start)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from minio.error import S3Error
 
 from sealstore.client.scan import scan_dir
 from tests.integration.server import ServerProcess, base_env
@@ -292,3 +295,36 @@ def test_plain_http_refused_unless_allowed(tmp_path: Path) -> None:
         assert s3.get_object(Bucket=BUCKET, Key="k", **ssec(KEY_A))["Body"].read() == b"secret"
         warned = [r for r in allowed.log_records() if "ALLOW_INSECURE_SSEC" in r.get("msg", str(r))]
         assert warned, allowed.log_text()[-2000:]
+
+
+def test_minio_sdk_sse_c(srv: ServerProcess, s3) -> None:
+    import urllib3
+    from minio import Minio
+    from minio.commonconfig import CopySource
+    from minio.sse import SseCustomerKey
+
+    assert srv.tls is not None
+    mc = Minio(
+        f"127.0.0.1:{srv.port}",
+        access_key=ROOT_USER,
+        secret_key=ROOT_PASSWORD,
+        secure=True,
+        region=REGION,
+        http_client=urllib3.PoolManager(ca_certs=str(srv.tls.ca_file)),
+    )
+    key_a, key_b = SseCustomerKey(KEY_A), SseCustomerKey(KEY_B)
+    data = content(200_000, "minio-ssec")
+    mc.put_object(BUCKET, "minio/obj", io.BytesIO(data), len(data), sse=key_a)
+    assert mc.stat_object(BUCKET, "minio/obj", ssec=key_a).size == len(data)
+    resp = mc.get_object(BUCKET, "minio/obj", ssec=key_a, offset=100, length=70_000)
+    try:
+        assert resp.read() == data[100:70_100]
+    finally:
+        resp.close()
+        resp.release_conn()
+    # minio-py's rotation: copy onto itself with the old key as source, the new as target
+    mc.copy_object(BUCKET, "minio/obj", CopySource(BUCKET, "minio/obj", ssec=key_a), sse=key_b)
+    assert s3.get_object(Bucket=BUCKET, Key="minio/obj", **ssec(KEY_B))["Body"].read() == data
+    with pytest.raises(S3Error) as e:
+        mc.stat_object(BUCKET, "minio/obj", ssec=key_a)
+    assert e.value.response.status == 403
