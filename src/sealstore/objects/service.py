@@ -338,7 +338,8 @@ class ObjectService:
             nonce = await _fill(writer, part_key, _bounded(body, max_size))
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
-            return await writer.commit(body.md5_hex, writer.accepted, nonce)
+            etag = ssec.part_etag(upload.meta.internal, part_key, body.md5_hex)
+            return await writer.commit(etag, writer.accepted, nonce)
 
     async def copy_part(
         self,
@@ -363,7 +364,8 @@ class ObjectService:
             nonce = await _fill(writer, part_key, _hashed(source, md5))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
+            etag = ssec.part_etag(upload.meta.internal, part_key, md5.hexdigest())
+            return await writer.commit(etag, writer.accepted, nonce)
 
     async def complete(
         self,

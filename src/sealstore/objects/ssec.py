@@ -16,6 +16,8 @@ the KMS or the data are touched (AWS's InvalidRequest answers).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 
 from sealstore.crypto import keys
@@ -34,6 +36,7 @@ MULTIPART_ENCRYPTED = (
 )
 PARAMETERS_MISMATCH = "The provided encryption parameters did not match the ones used originally."
 _SEAL_ALGORITHMS = (keys.SEAL_ALGORITHM, keys.LEGACY_SEAL_ALGORITHM)
+_PART_ETAG_LABEL = b"sealstore SSE-C part etag"
 
 
 def is_ssec(internal: Mapping[str, str]) -> bool:
@@ -109,3 +112,14 @@ def open_upload_key(
         return open_object_key(internal, bucket, key, customer)
     except CustomerKeyMismatch:
         raise InvalidRequest(PARAMETERS_MISMATCH) from None
+
+
+def part_etag(internal: Mapping[str, str], part_key: bytes | None, md5_hex: str) -> str:
+    """The ETag of a part of the upload with these entries: its plaintext MD5, except for an
+    SSE-C upload, whose part ETags (as AWS's) reveal no digest of the plaintext to whoever can
+    list parts without the key: ``HMAC-SHA256(part key, label || md5)``, 32 hex characters,
+    so the object's ``md5(part etags)-N`` ETag stays S3-shaped."""
+    if part_key is None or not is_ssec(internal):
+        return md5_hex
+    tag = hmac.new(part_key, _PART_ETAG_LABEL + bytes.fromhex(md5_hex), hashlib.sha256)
+    return tag.hexdigest()[:32]
