@@ -158,6 +158,24 @@ def test_sealed_key_is_minios_bytes() -> None:
         assert KEY_A not in value and MD5_A not in value and A.key.hex() not in value
 
 
+@pytest.mark.parametrize(
+    ("oek", "number", "want"),
+    [  # MinIO's published part-key vectors (cmd/crypto key tests, 2018 and 2019)
+        (bytes(32), 0, "aa7855e13839dd767cd5da7c1ff5036540c9264b7a803029315e55375287b4af"),
+        (bytes(32), 1, "a3e7181c6eed030fd52f79537c56c4d07da92e56d374ff1dd2043350785b37d8"),
+        (bytes(32), 10000, "f86e65c396ed52d204ee44bd1a0bbd86eb8b01b7354e67a3b3ae0e34dd5bd115"),
+        (
+            bytes.fromhex("b997f84afa94eb4482953512c98a5850d85dd5ad1cac483ad69ef073915ab3f5"),
+            2,
+            "29a689195c35bb4f2687b3e0e92740456f7ae635bcd345302d5f001bd78197bc",
+        ),
+    ],
+)
+def test_part_keys_match_minio_vectors(oek: bytes, number: int, want: str) -> None:
+    """SSE-C multipart parts are encrypted under MinIO's part keys."""
+    assert keys.derive_part_key(oek, number).hex() == want
+
+
 def test_a_minio_sealed_key_opens_and_another_key_or_path_does_not() -> None:
     oek = bytes(range(32))
     iv = bytes(range(32, 64))
