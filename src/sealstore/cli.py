@@ -208,6 +208,11 @@ def serve(settings: Settings) -> int:
             "version": _version(),
         },
     )
+    if settings.allow_insecure_ssec:
+        log.warning(
+            "SEALSTORE_ALLOW_INSECURE_SSEC is on: SSE-C keys are accepted over plain HTTP, "
+            "where anyone on the path can read them; use this for tests only"
+        )
     # SIGHUP only reloads files: never let it terminate a process (the default) in the
     # moment before a worker's event loop installs its handler.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -24,7 +24,6 @@ MAX_WORKERS = 64
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_FAILOVER_TIMEOUT = 10.0
 MAX_FAILOVER_TIMEOUT = 120.0
-# --- request body idle timeout (issue 8, item 7)
 DEFAULT_BODY_IDLE_TIMEOUT = 60.0
 MAX_BODY_IDLE_TIMEOUT = 3600.0
 
@@ -60,16 +59,15 @@ ENV_DOC: dict[str, str] = {
         "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
         "read objects work during a KMS outage)"
     ),
-    # --- request body idle timeout (issue 8, item 7)
     "SEALSTORE_BODY_IDLE_TIMEOUT": (
         f"seconds an upload may send no body data before it is answered RequestTimeout and "
         f"its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})"
     ),
-    # --- TLS and admin token (issue 8 items 9, 10) ---
     "SEALSTORE_TLS_CERT_FILE": "PEM certificate chain: serve HTTPS (TLS 1.2+); SIGHUP reloads it",
     "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
     "SEALSTORE_METRICS_TOKEN_FILE": "file with the bearer token for metrics and readiness detail",
     "SEALSTORE_USERS_FILE": "0600 JSON file of users and their policies; SIGHUP reloads it",
+    "SEALSTORE_ALLOW_INSECURE_SSEC": "on|off: accept SSE-C keys over plain HTTP (tests only)",
 }
 MAX_KMS_CACHE_TTL = 3600.0
 
@@ -131,11 +129,11 @@ class Settings:
     auto_encryption: bool = False
     kms_cache_ttl: float = 0.0
     body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
-    # --- TLS and admin token (issue 8 items 9, 10) ---
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     metrics_token: str | None = field(default=None, repr=False)
     users_file: Path | None = None  # issue 12: checked and loaded by s3/policy/users.py
+    allow_insecure_ssec: bool = False  # SSE-C over plain HTTP (AWS refuses it): tests only
 
     @property
     def kms_kind(self) -> str | None:
@@ -247,6 +245,9 @@ class Settings:
             tls_key_file=tls_key,
             metrics_token=metrics_token,
             users_file=Path(u) if (u := env.get("SEALSTORE_USERS_FILE")) else None,
+            allow_insecure_ssec=_parse_on_off(
+                "SEALSTORE_ALLOW_INSECURE_SSEC", env.get("SEALSTORE_ALLOW_INSECURE_SSEC")
+            ),
         )
 
 

@@ -310,19 +310,6 @@ def test_copy_source_conditions(s3, bucket: str) -> None:
 # ------------------------------------------------------------------------- SSE variants
 
 
-def test_ssec_is_clear_not_implemented(s3, bucket: str) -> None:
-    with pytest.raises(ClientError) as e:
-        s3.put_object(
-            Bucket=bucket,
-            Key="c",
-            Body=b"x",
-            SSECustomerAlgorithm="AES256",
-            SSECustomerKey="k" * 32,
-        )
-    assert code_of(e) == "NotImplemented"
-    assert "SSE-C" in e.value.response["Error"]["Message"]
-
-
 def test_sse_kms_roundtrip_and_format(mk_server: ServerProcess, s3, bucket: str) -> None:
     """aws:kms with a key id and a client context: MinIO's SSE-KMS metadata, domain SSE-KMS."""
     import json
@@ -351,7 +338,23 @@ def test_sse_kms_roundtrip_and_format(mk_server: ServerProcess, s3, bucket: str)
     assert g["Body"].read() == data[PKG - 2 : PKG + 3]
     # default key when no key id is given; an unknown key id is 400 KMS.NotFoundException
     r = s3.put_object(Bucket=bucket, Key="kms/default", Body=b"d", ServerSideEncryption="aws:kms")
-    assert r["SSEKMSKeyId"] == "arn:aws:kms:sealstore-test-key"
+    assert r["SSEKMSKeyId"] == "sealstore-test-key"  # the key id as given; none: the default's
+    r = s3.put_object(
+        Bucket=bucket,
+        Key="kms/bare",
+        Body=b"d",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId="sealstore-test-key",
+    )
+    assert r["SSEKMSKeyId"] == "sealstore-test-key"
+    g = s3.head_object(Bucket=bucket, Key="kms/bare")
+    assert g["SSEKMSKeyId"] == "sealstore-test-key"
+    # AWS: a KMS key id without aws:kms, and an unknown method, are 400 InvalidArgument
+    for bad in ({"SSEKMSKeyId": "sealstore-test-key"}, {"ServerSideEncryption": "AES512"}):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="kms/bad", Body=b"x", **bad)
+        assert code_of(e) == "InvalidArgument"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     with pytest.raises(ClientError) as e:
         s3.put_object(
             Bucket=bucket,

@@ -1,6 +1,8 @@
 """HTTP-side parsing of object requests: GET Range (S3's ignore/416 rules), partNumber,
 copy-source ranges, If-* preconditions in RFC 7232 order, SSE request headers -> SSEChoice or
-the right S3 error, SSE-C refusal, and the SSE response-header echo."""
+the right S3 error (AWS's codes for unknown methods and KMS key ids without aws:kms), and the
+SSE response-header echo (a KMS key id exactly as the client spelt it). SSE-C headers:
+tests/unit/test_ssec.py."""
 
 from __future__ import annotations
 
@@ -150,11 +152,14 @@ def _ctx(doc: object) -> str:
                 "x-amz-server-side-encryption": "aws:kms",
                 "x-amz-server-side-encryption-aws-kms-key-id": "arn:aws:kms:my-key",
             },
-            SSEChoice(md.DOMAIN_SSE_KMS, "my-key"),
+            SSEChoice(md.DOMAIN_SSE_KMS, "my-key", key_id_given="arn:aws:kms:my-key"),
         ),
         (
-            {"x-amz-server-side-encryption-aws-kms-key-id": "k2"},  # key id alone implies KMS
-            SSEChoice(md.DOMAIN_SSE_KMS, "k2"),
+            {
+                "x-amz-server-side-encryption": "aws:kms",
+                "x-amz-server-side-encryption-aws-kms-key-id": "k2",
+            },
+            SSEChoice(md.DOMAIN_SSE_KMS, "k2", key_id_given="k2"),
         ),
         (
             {
@@ -172,9 +177,15 @@ def test_requested_sse(headers: dict[str, str], want: SSEChoice | None) -> None:
 @pytest.mark.parametrize(
     ("headers", "code"),
     [
-        ({"x-amz-server-side-encryption": "aes256"}, "InvalidEncryptionAlgorithmError"),
-        ({"x-amz-server-side-encryption": "AWS:KMS"}, "InvalidEncryptionAlgorithmError"),
-        ({"x-amz-server-side-encryption": "DES"}, "InvalidEncryptionAlgorithmError"),
+        # AWS: an unknown method is InvalidArgument "The encryption method specified is not
+        # supported" (values are case-sensitive); a KMS key id or context needs aws:kms.
+        ({"x-amz-server-side-encryption": "aes256"}, "InvalidArgument"),
+        ({"x-amz-server-side-encryption": "AWS:KMS"}, "InvalidArgument"),
+        ({"x-amz-server-side-encryption": "DES"}, "InvalidArgument"),
+        ({"x-amz-server-side-encryption": ""}, "InvalidArgument"),
+        ({"x-amz-server-side-encryption": "aws:kms:dsse"}, "NotImplemented"),
+        ({"x-amz-server-side-encryption-aws-kms-key-id": "k2"}, "InvalidArgument"),
+        ({"x-amz-server-side-encryption-context": _ctx({"a": "b"})}, "InvalidArgument"),
         (
             {
                 "x-amz-server-side-encryption": "AES256",
@@ -209,17 +220,26 @@ def test_requested_sse_errors(headers: dict[str, str], code: str) -> None:
     assert code_of(sh.requested_sse, CIMultiDict(headers)) == code
 
 
-def test_ssec_is_refused_on_writes_copy_sources_and_reads() -> None:
-    ssec = CIMultiDict({"x-amz-server-side-encryption-customer-algorithm": "AES256"})
+def test_sse_errors_name_the_argument_as_aws() -> None:
+    unsupported = CIMultiDict({"x-amz-server-side-encryption": "DES"})
     with pytest.raises(S3Error) as ei:
-        sh.reject_ssec(ssec)
-    assert ei.value.code == "NotImplemented" and "SSE-C" in ei.value.message
-    sh.reject_ssec(ssec, copy_source=True)  # only the copy-source variant is checked there
-    copy = CIMultiDict({"x-amz-copy-source-server-side-encryption-customer-key": "k"})
-    assert code_of(lambda: sh.reject_ssec(copy, copy_source=True)) == "NotImplemented"
-    assert code_of(sh.reject_sse_on_read, ssec) == "NotImplemented"
+        sh.requested_sse(unsupported)
+    assert ei.value.message == "The encryption method specified is not supported"
+    assert ei.value.extra == {
+        "ArgumentName": "x-amz-server-side-encryption",
+        "ArgumentValue": "DES",
+    }
+    bare = CIMultiDict({"x-amz-server-side-encryption-aws-kms-key-id": "k2"})
+    with pytest.raises(S3Error) as ei:
+        sh.requested_sse(bare)
+    assert "requires HTTP header x-amz-server-side-encryption : aws:kms" in ei.value.message
+    assert ei.value.extra["ArgumentValue"] == "k2"
+
+
+def test_sse_header_on_reads_is_refused() -> None:
     sse = CIMultiDict({"x-amz-server-side-encryption": "AES256"})
     assert code_of(sh.reject_sse_on_read, sse) == "InvalidArgument"
+    sh.reject_sse_on_read(CIMultiDict())
 
 
 def test_sse_response_headers_echo_the_stored_kind() -> None:
@@ -227,7 +247,12 @@ def test_sse_response_headers_echo_the_stored_kind() -> None:
     s3 = {md.META_S3_SEALED_KEY: "x"}
     assert sh.sse_response_headers(s3) == {sh.SSE_HEADER: "AES256"}
     kms = {md.META_KMS_SEALED_KEY: "x", md.META_S3_KMS_KEY_ID: "my-key"}
-    assert sh.sse_response_headers(kms) == {
+    assert sh.sse_response_headers(kms) == {  # the bare id the client sent (or the default)
         sh.SSE_HEADER: "aws:kms",
-        sh.SSE_KMS_KEY_ID_HEADER: "arn:aws:kms:my-key",
+        sh.SSE_KMS_KEY_ID_HEADER: "my-key",
+    }
+    arn = "arn:aws:kms:my-key"
+    assert sh.sse_response_headers({**kms, md.META_KMS_KEY_ID_GIVEN: arn}) == {
+        sh.SSE_HEADER: "aws:kms",
+        sh.SSE_KMS_KEY_ID_HEADER: arn,
     }

@@ -8,11 +8,18 @@ type, reading the *stored* canonical bucket rule, and the precedence between the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
+from sealstore.objects import metadata as md
 from sealstore.objects.errors import BucketConfigUnreadable
-from sealstore.objects.metadata import DOMAIN_SSE_KMS, DOMAIN_SSE_S3, normalize_kms_key_id
+from sealstore.objects.metadata import (
+    DOMAIN_SSE_C,
+    DOMAIN_SSE_KMS,
+    DOMAIN_SSE_S3,
+    normalize_kms_key_id,
+)
 
 ALGORITHM_AES256 = "AES256"
 ALGORITHM_KMS = "aws:kms"
@@ -22,15 +29,42 @@ BUCKET_ENCRYPTION_CONFIG = "encryption"
 
 
 @dataclass(frozen=True)
-class SSEChoice:
-    """How a new object will be encrypted: SSE-S3, or SSE-KMS with a key id and context."""
+class CustomerKey:
+    """An SSE-C key as a request presented it: the 32 key bytes and their base64 MD5.
 
-    kind: str  # DOMAIN_SSE_S3 or DOMAIN_SSE_KMS
+    Lives for one request only and is never stored, logged or echoed: ``repr`` shows the MD5
+    (what responses echo) and nothing of the key.
+    """
+
+    key: bytes = field(repr=False)
+    md5_b64: str
+
+
+@dataclass(frozen=True)
+class SSEChoice:
+    """How a new object will be encrypted: SSE-S3, SSE-KMS with a key id and context, or
+    SSE-C with the request's customer key (which then takes the place of the KMS data key)."""
+
+    kind: str  # DOMAIN_SSE_S3, DOMAIN_SSE_KMS or DOMAIN_SSE_C
     key_id: str | None = None  # SSE-KMS only; None = the KMS default key
     context: dict[str, str] | None = None  # SSE-KMS client context
+    customer: CustomerKey | None = None  # SSE-C only
+    # SSE-KMS: the key id exactly as the client (or bucket rule) spelt it, ARN or bare id;
+    # responses echo this spelling while ``key_id`` (ARN prefix stripped) names the KMS key.
+    key_id_given: str | None = None
+
+    @property
+    def needs_kms(self) -> bool:
+        """SSE-S3 and SSE-KMS ask the KMS for a data key; SSE-C never involves it."""
+        return self.kind != DOMAIN_SSE_C
 
 
 SSE_S3 = SSEChoice(DOMAIN_SSE_S3)
+
+
+def customer_choice(customer: CustomerKey) -> SSEChoice:
+    """The choice of an object sealed under ``customer`` (SSE-C)."""
+    return SSEChoice(DOMAIN_SSE_C, customer=customer)
 
 
 @dataclass(frozen=True)
@@ -90,7 +124,7 @@ def choice_from_rule(rule: SSERule | None) -> SSEChoice | None:
     if rule.algorithm == ALGORITHM_AES256:
         return SSE_S3
     key_id = normalize_kms_key_id(rule.kms_key_id) if rule.kms_key_id else None
-    return SSEChoice(DOMAIN_SSE_KMS, key_id)
+    return SSEChoice(DOMAIN_SSE_KMS, key_id, key_id_given=rule.kms_key_id or None)
 
 
 def decide(
@@ -108,3 +142,20 @@ def decide(
     if auto_encryption:
         return SSE_S3
     return choice_from_rule(bucket_rule) or inherit
+
+
+def inherited(internal: Mapping[str, str], *, kms: bool) -> SSEChoice | None:
+    """The encryption a copy of an object with these entries keeps when nothing else decides
+    (it stays encrypted at rest; an SSE-C source's copy without a new customer key becomes
+    SSE-S3 when a KMS exists, as AWS's default encryption would make it)."""
+    kind = md.sse_kind(internal)
+    if kind == DOMAIN_SSE_S3 or (kms and md.ci_get(internal, md.META_SSEC_SEALED_KEY)):
+        return SSE_S3
+    if kind == DOMAIN_SSE_KMS:
+        return SSEChoice(
+            DOMAIN_SSE_KMS,
+            md.kms_key_id_of(internal),
+            md.stored_client_context(internal) or None,
+            key_id_given=md.ci_get(internal, md.META_KMS_KEY_ID_GIVEN),
+        )
+    return None

@@ -30,6 +30,18 @@ class InvalidRequest(ObjectError):
     code = "InvalidRequest"
 
 
+class CustomerKeyMismatch(ObjectError):
+    """The SSE-C key a read presented does not unseal the object's key (AWS: 403)."""
+
+    code = "AccessDenied"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Requests specifying Server Side Encryption with Customer provided keys must "
+            "provide the correct secret key."
+        )
+
+
 class NotSupported(ObjectError):
     """The request or the object needs something this server does not offer (SSE-C, SSE-KMS
     for multipart uploads, an encrypted object without a KMS)."""

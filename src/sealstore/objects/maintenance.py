@@ -227,7 +227,7 @@ async def check_object(store: Store, kms: KMS | None, meta: ObjectMeta, *, deep:
     oek = None
     try:
         if kind == md.DOMAIN_SSE_C:
-            return Check("SSE-C object: this server cannot open it")
+            return Check(None, None, "customer-key")  # SSE-C: only the client's key opens it
         if kind is not None:
             if kms is None:
                 return Check("encrypted, but no KMS is configured")
@@ -261,8 +261,8 @@ async def check_object(store: Store, kms: KMS | None, meta: ObjectMeta, *, deep:
 async def check_upload(kms: KMS | None, upload: UploadMeta) -> Check:
     """Does a pending upload's sealed key unseal under ``kms``?"""
     meta = replace(upload.meta, bucket=upload.bucket, key=upload.key)
-    if not md.is_encrypted(meta.internal):
-        return Check(None)
+    if not md.is_encrypted(meta.internal) or md.sse_kind(meta.internal) == md.DOMAIN_SSE_C:
+        return Check(None)  # plaintext, or SSE-C: only the client's key opens it
     if kms is None:
         return Check("encrypted upload, but no KMS is configured")
     from sealstore.kms.base import KMSUnavailableError

@@ -38,6 +38,8 @@ META_SEALED_ETAG = "X-Sealstore-Internal-Sealed-Etag"
 # later migration or a mis-configured server can say precisely why an object cannot open.
 META_KMS_KIND = "X-Sealstore-Internal-Kms-Kind"
 META_FORMAT_VERSION = "X-Sealstore-Internal-Sse-Format"
+# SSE-KMS: the key id as the client spelt it (an ARN or a bare id), echoed back as given.
+META_KMS_KEY_ID_GIVEN = "X-Sealstore-Internal-Kms-Key-Id-Given"
 FORMAT_VERSION = "1"
 
 INTERNAL_PREFIXES = ("x-minio-internal-", "x-sealstore-internal-")

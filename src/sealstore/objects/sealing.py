@@ -43,6 +43,8 @@ async def new_object_key(
         oek, meta = _seal_fresh_key(kms, dk, md.DOMAIN_SSE_KMS, md.META_KMS_SEALED_KEY, bucket, key)
         if choice.context:
             meta[md.META_CONTEXT] = base64.b64encode(encode_context(dict(choice.context))).decode()
+        if choice.key_id_given and choice.key_id_given != dk.key_id:
+            meta[md.META_KMS_KEY_ID_GIVEN] = choice.key_id_given  # echoed as the client spelt it
         return oek, meta
     dk = await kms.generate_key(kms.default_key_id, md.object_context(bucket, key))
     return _seal_fresh_key(kms, dk, md.DOMAIN_SSE_S3, md.META_S3_SEALED_KEY, bucket, key)

@@ -2,7 +2,7 @@
 
 HTTP handlers translate requests into calls here and results back into responses; they
 never see a key, a sealed entry or a storage thread. Data flows one way: a PUT's body goes
-``put -> _fill -> ObjectWriter.write`` (the backend runs the DARE encryptor set with
+``put -> streams.fill -> ObjectWriter.write`` (the backend runs the DARE encryptor set with
 ``set_transform`` in its own thread hops) and a GET's plaintext comes back from
 ``open -> reading.decrypt_range -> Store.read(transform=decryptor)``.
 
@@ -18,31 +18,35 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from sealstore.crypto import dare, keys
+from sealstore.crypto import keys
 from sealstore.crypto.keys import KeyMismatchError
 from sealstore.kms.base import KMSDecryptError
-from sealstore.objects import conditional, layout, sealing
+from sealstore.objects import conditional, layout, sealing, ssec
 from sealstore.objects import metadata as md
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
-    SSE_S3,
+    CustomerKey,
     SSEChoice,
     decide,
+    inherited,
     read_stored_rule,
 )
 from sealstore.objects.errors import (
     BadDigest,
-    EntityTooLarge,
     InternalError,
     InvalidRequest,
     KMSNotConfigured,
     NotSupported,
 )
 from sealstore.objects.reading import plaintext
+from sealstore.objects.streams import HashedBody
+from sealstore.objects.streams import bounded as _bounded
+from sealstore.objects.streams import fill as _fill
+from sealstore.objects.streams import hashed as _hashed
 from sealstore.objects.tagging import stored_tagging, tag_entry
 from sealstore.storage.base import (
     NoSuchBucket,
@@ -53,7 +57,7 @@ from sealstore.storage.base import (
     multipart_etag,
     validate_object_key,
 )
-from sealstore.storage.contract import ObjectWriter, PartWriter, Store
+from sealstore.storage.contract import Store
 
 if TYPE_CHECKING:
     from sealstore.kms.base import KMS
@@ -66,14 +70,6 @@ COPY_SELF_ERROR = (
 )
 
 
-class HashedBody(Protocol):
-    """A request body: plaintext chunks, and the MD5 of all of them once iterated."""
-
-    md5_hex: str | None
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
-
-
 @dataclass(frozen=True)
 class NewObject:
     """What a client sets on a new object besides its data."""
@@ -84,64 +80,9 @@ class NewObject:
     tagging: str = ""  # canonical tag text (`objects.tagging.encode`), "" for none
 
 
-async def _fill(
-    writer: ObjectWriter | PartWriter, key: bytes | None, source: AsyncIterable[bytes]
-) -> dict[str, str]:
-    """Stream ``source`` into ``writer``, as one DARE 2.0 stream under ``key`` when given;
-    return the entry recording the stream's nonce ({} when unencrypted) for the layout.
-
-    The backend batches the plaintext and runs the encryptor together with its file write
-    (one worker-thread hop per ~1 MiB); AES never runs on the event loop.
-    """
-    encryptor = None if key is None else dare.DareEncryptor(key)
-    if encryptor is not None:
-        writer.set_transform(encryptor)
-    async for chunk in source:
-        if chunk:
-            await writer.write(chunk)
-    return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
-
-
-async def _hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
-    """Pass chunks through, adding them to ``md5`` (a copy's ETag is its plaintext MD5)."""
-    async for chunk in source:
-        md5.update(chunk)
-        yield chunk
-
-
-async def _bounded(source: HashedBody, limit: int) -> AsyncIterator[bytes]:
-    """Pass body chunks through, failing with EntityTooLarge once ``limit`` is exceeded."""
-    seen = 0
-    async for chunk in source:
-        seen += len(chunk)
-        if seen > limit:
-            raise EntityTooLarge(f"A part may be at most {limit} bytes")
-        yield chunk
-
-
-def _require_supported(meta: ObjectMeta, message: str) -> None:
-    """Refuse objects sealed with a kind this server cannot open (SSE-C)."""
-    if md.sse_kind(meta.internal) == md.DOMAIN_SSE_C:
-        raise NotSupported(message)
-
-
 def _is_encrypted_upload(upload: UploadMeta) -> bool:
     internal = upload.meta.internal
     return md.META_ENCRYPTED_MULTIPART in internal or md.is_encrypted(internal)
-
-
-def _inherited(src: ObjectMeta) -> SSEChoice | None:
-    """The encryption a copy of ``src`` keeps when nothing else decides (stays at rest)."""
-    kind = md.sse_kind(src.internal)
-    if kind == md.DOMAIN_SSE_S3:
-        return SSE_S3
-    if kind == md.DOMAIN_SSE_KMS:
-        return SSEChoice(
-            md.DOMAIN_SSE_KMS,
-            md.kms_key_id_of(src.internal),
-            md.stored_client_context(src.internal) or None,
-        )
-    return None
 
 
 class ObjectService:
@@ -165,7 +106,7 @@ class ObjectService:
         choice = decide(
             requested, auto_encryption=self.auto_encryption, bucket_rule=rule, inherit=inherit
         )
-        if choice is not None and self.kms is None:
+        if choice is not None and choice.needs_kms and self.kms is None:
             raise KMSNotConfigured()
         return choice
 
@@ -175,14 +116,23 @@ class ObjectService:
         """(OEK, sealed metadata) for a new object, or (None, {}) when it stays plaintext."""
         if choice is None:
             return None, {}
+        if choice.customer is not None:
+            return ssec.new_object_key(choice.customer, bucket, key)
         if self.kms is None:
             raise KMSNotConfigured()
         return await sealing.new_object_key(self.kms, bucket, key, choice)
 
-    async def _open_key(self, meta: ObjectMeta) -> bytes | None:
-        """The OEK of a stored object or upload (one KMS decrypt), None when unencrypted."""
+    async def _open_key(
+        self, meta: ObjectMeta, customer: CustomerKey | None = None
+    ) -> bytes | None:
+        """The OEK of a stored object or upload (one KMS decrypt, or the SSE-C ``customer``
+        key, which `require_readable` made sure is there), None when unencrypted."""
         if not md.is_encrypted(meta.internal):
             return None
+        if ssec.is_ssec(meta.internal):
+            if customer is None:
+                raise InvalidRequest(ssec.ENCRYPTED_OBJECT)
+            return ssec.open_object_key(meta.internal, meta.bucket, meta.key, customer)
         if self.kms is None:
             raise NotSupported("The object is encrypted but no KMS is configured on this server")
         try:
@@ -195,17 +145,21 @@ class ObjectService:
             self.kms, meta.internal, meta.bucket, meta.key, exact=False
         )
 
-    async def _open_verified(self, meta: ObjectMeta) -> bytes | None:
+    async def _open_verified(
+        self, meta: ObjectMeta, customer: CustomerKey | None = None
+    ) -> bytes | None:
         """`_open_key`, then the layout check (ObjectIntegrityError before any byte)."""
-        oek = await self._open_key(meta)
+        oek = await self._open_key(meta, customer)
         layout.require_layout(meta, oek)
         return oek
 
-    async def verify(self, meta: ObjectMeta) -> layout.LayoutStatus:
-        """Open the key (KMS) and check the layout (HEAD; `admin verify`): raises like `open`,
-        else the verdict (``legacy`` for objects without a layout binding)."""
-        self.require_readable(meta)
-        return layout.require_layout(meta, await self._open_key(meta))
+    async def verify(
+        self, meta: ObjectMeta, customer: CustomerKey | None = None
+    ) -> layout.LayoutStatus:
+        """Open the key (KMS or SSE-C ``customer``) and check the layout (HEAD; `admin
+        verify`): raises like `open`, else the verdict (``legacy``: no layout binding)."""
+        self.require_readable(meta, customer)
+        return layout.require_layout(meta, await self._open_key(meta, customer))
 
     @staticmethod
     def _new_meta(
@@ -217,15 +171,18 @@ class ObjectService:
         oek: bytes | None,
         internal: dict[str, str],
     ) -> ObjectMeta:
+        etag = md5_hex
         if oek is not None:
-            internal[md.META_SEALED_ETAG] = sealing.seal_etag_hex(oek, md5_hex)
+            internal[md.META_SEALED_ETAG] = sealed_etag = sealing.seal_etag_hex(oek, md5_hex)
             internal[md.META_ACTUAL_SIZE] = str(size)
+            if ssec.is_ssec(internal):  # as MinIO and AWS: no plaintext MD5 for SSE-C
+                etag = sealed_etag[-32:]
         internal.update(tag_entry(attrs.tagging))
         meta = ObjectMeta(
             bucket=bucket,
             key=key,
             size=size,
-            etag=md5_hex,
+            etag=etag,
             content_type=attrs.content_type,
             user_meta=dict(attrs.user_meta),
             headers=dict(attrs.headers),
@@ -267,17 +224,20 @@ class ObjectService:
         *,
         attrs: NewObject | None,
         sse: SSEChoice | None,
+        src_customer: CustomerKey | None = None,
     ) -> ObjectMeta:
         """Copy ``src`` (from `head`) to ``bucket/key``; ``attrs`` None keeps its attributes
         and tags (directives COPY). Keys are bound to their path, so an encrypted destination
-        always gets a new key; data is decrypted and re-encrypted in one stream."""
-        _require_supported(src, "The source uses SSE-C, which this server does not offer")
+        always gets a new key; data is decrypted and re-encrypted in one stream (SSE-C key
+        rotation: onto itself with a new customer key)."""
+        self.require_readable(src, src_customer)
         src_encrypted = md.is_encrypted(src.internal)
         if (
             (src.bucket, src.key) == (bucket, key)
             and attrs is None
             and sse is None
             and not (self.auto_encryption and not src_encrypted)
+            and not ssec.is_ssec(src.internal)  # the copy drops the customer key: a change
         ):
             raise InvalidRequest(COPY_SELF_ERROR)
         if attrs is None:
@@ -285,8 +245,10 @@ class ObjectService:
             attrs = replace(attrs, tagging=stored_tagging(src.internal))
         writer = await self.store.new_writer(bucket, key)
         async with writer:
-            choice = await self.decide(bucket, sse, inherit=_inherited(src))
-            src_oek = await self._open_verified(src)
+            choice = await self.decide(
+                bucket, sse, inherit=inherited(src.internal, kms=self.kms is not None)
+            )
+            src_oek = await self._open_verified(src, src_customer)
             dst_oek, internal = await self._new_key(bucket, key, choice)
             md5 = hashlib.md5(usedforsecurity=False)
             source = plaintext(self.store, src, src_oek, 0, src.size)
@@ -301,11 +263,14 @@ class ObjectService:
         return await self.store.head(bucket, key)
 
     @staticmethod
-    def require_readable(meta: ObjectMeta) -> None:
-        """NotSupported for objects this server cannot decrypt (SSE-C); HEAD checks it too."""
-        _require_supported(meta, "The object uses SSE-C, which this server does not offer")
+    def require_readable(meta: ObjectMeta, customer: CustomerKey | None = None) -> None:
+        """AWS's InvalidRequest for an SSE-C object read without its key, or another object
+        read with one (`ssec.require_read_key`); GET, HEAD and copy sources check it."""
+        ssec.require_read_key(meta.internal, customer)
 
-    async def open(self, meta: ObjectMeta, offset: int, length: int) -> AsyncIterator[bytes]:
+    async def open(
+        self, meta: ObjectMeta, offset: int, length: int, customer: CustomerKey | None = None
+    ) -> AsyncIterator[bytes]:
         """Authenticated plaintext ``[offset, offset+length)`` of the object ``meta``.
 
         The key is opened (KMS) and the layout checked (ObjectIntegrityError) before this
@@ -313,8 +278,9 @@ class ObjectService:
         chunk on when the first package is bad. The iterator holds each part's last batch
         back until that part's final package authenticated (`reading.decrypt_range`).
         """
-        self.require_readable(meta)
-        return plaintext(self.store, meta, await self._open_verified(meta), offset, length)
+        self.require_readable(meta, customer)
+        oek = await self._open_verified(meta, customer)
+        return plaintext(self.store, meta, oek, offset, length)
 
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; an absent key is not an error (S3 semantics)."""
@@ -347,31 +313,57 @@ class ObjectService:
         """The upload, or NoSuchUpload."""
         return await self.store.get_upload(bucket, key, upload_id)
 
-    async def _part_key(self, upload: UploadMeta, number: int) -> bytes | None:
-        """Part n's key: HMAC(OEK, n); the stream nonce is random per part (pitfall P3)."""
-        oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
+    async def _upload_key(self, upload: UploadMeta, customer: CustomerKey | None) -> bytes | None:
+        """The upload's OEK: SSE-C from ``customer`` (another key: 400), else from the KMS."""
+        if ssec.is_ssec(upload.meta.internal) and customer is not None:
+            m = upload.meta
+            return ssec.open_upload_key(m.internal, m.bucket, m.key, customer)
+        return await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
+
+    async def _part_key(
+        self, upload: UploadMeta, number: int, customer: CustomerKey | None = None
+    ) -> bytes | None:
+        """Part n's key: HMAC(OEK, n); the stream nonce is random per part (pitfall P3).
+        An SSE-C upload's parts repeat its key, no other upload's carry one."""
+        ssec.require_part_key(upload.meta.internal, customer)
+        oek = await self._upload_key(upload, customer)
         return None if oek is None else keys.derive_part_key(oek, number)
 
     async def put_part(
-        self, upload: UploadMeta, number: int, body: HashedBody, *, max_size: int
+        self,
+        upload: UploadMeta,
+        number: int,
+        body: HashedBody,
+        *,
+        max_size: int,
+        customer: CustomerKey | None = None,
     ) -> PartMeta:
         """Store part ``number`` from ``body`` (at most ``max_size`` bytes)."""
-        part_key = await self._part_key(upload, number)
+        part_key = await self._part_key(upload, number, customer)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
             nonce = await _fill(writer, part_key, _bounded(body, max_size))
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
-            return await writer.commit(body.md5_hex, writer.accepted, nonce)
+            etag = ssec.part_etag(upload.meta.internal, part_key, body.md5_hex)
+            return await writer.commit(etag, writer.accepted, nonce)
 
     async def copy_part(
-        self, upload: UploadMeta, number: int, src: ObjectMeta, offset: int, length: int
+        self,
+        upload: UploadMeta,
+        number: int,
+        src: ObjectMeta,
+        offset: int,
+        length: int,
+        *,
+        customer: CustomerKey | None = None,
+        src_customer: CustomerKey | None = None,
     ) -> PartMeta:
         """Store part ``number`` from plaintext ``[offset, offset+length)`` of ``src``,
         decrypted under its own key and encrypted under the upload's part key."""
-        _require_supported(src, "The source uses an encryption type this server lacks")
-        src_oek = await self._open_verified(src)
-        part_key = await self._part_key(upload, number)
+        self.require_readable(src, src_customer)
+        part_key = await self._part_key(upload, number, customer)
+        src_oek = await self._open_verified(src, src_customer)
         md5 = hashlib.md5(usedforsecurity=False)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
@@ -379,18 +371,25 @@ class ObjectService:
             nonce = await _fill(writer, part_key, _hashed(source, md5))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
+            etag = ssec.part_etag(upload.meta.internal, part_key, md5.hexdigest())
+            return await writer.commit(etag, writer.accepted, nonce)
 
     async def complete(
-        self, upload: UploadMeta, parts: list[tuple[int, str]], cond: conditional.Condition = None
+        self,
+        upload: UploadMeta,
+        parts: list[tuple[int, str]],
+        customer: CustomerKey | None = None,
+        cond: conditional.Condition = None,
     ) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts with S3's
         ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), binding an encrypted one's
-        layout (`layout.bind_completion`); records the upload id; ``cond`` as for `put`."""
+        layout (`layout.bind_completion`; SSE-C only when the request repeats its key, which
+        AWS does not require); records the upload id; ``cond`` as for `put`."""
         await conditional.precheck(self.store, upload.bucket, upload.key, cond)
         meta = replace(upload.meta, etag=multipart_etag([e for _, e in parts]), parts=[], files=[])
         meta.internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
-        oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
+        sealed_c = ssec.is_ssec(upload.meta.internal)
+        oek = None if sealed_c and customer is None else await self._upload_key(upload, customer)
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)
         return await self.store.complete_upload(upload, list(parts), meta, condition=cond)

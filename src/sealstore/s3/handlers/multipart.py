@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sealstore.objects.choice import CustomerKey
 from sealstore.objects.conditional import completed_from
 from sealstore.s3 import sse_headers
 from sealstore.s3.context import S3Request, iso8601
@@ -96,11 +97,10 @@ async def _get_upload(req: S3Request, bucket: str, key: str) -> st.UploadMeta:
 async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploads: same metadata rules and SSE precedence as PutObject."""
     bucket, key = _bucket_key(req)
-    sse_headers.reject_ssec(req.headers)
     attrs = with_request_tags(req, new_object(req))
-    requested = sse_headers.requested_sse(req.headers)
+    requested = sse_headers.write_choice(req)
     upload = await req.ctx.objects.create_upload(bucket, key, attrs, sse=requested)
-    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
+    req.response_headers.update(sse_headers.response_for(upload.meta.internal, requested))
     return req.xml_response(render_initiate(bucket, key, upload.upload_id))
 
 
@@ -121,15 +121,17 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     number = parse_part_number(req.query.get("partNumber"))
     if req.header("x-amz-copy-source") is not None:
         return await upload_part_copy(req)  # the router sends both to UploadPart
-    sse_headers.reject_ssec(req.headers)
+    customer = sse_headers.read_key(req)  # an SSE-C upload's parts repeat its key
     _check_content_length(req)
     upload = await _get_upload(req, bucket, key)
     body = req.body()
-    part = await req.ctx.objects.put_part(upload, number, body, max_size=MAX_PART_SIZE)
+    part = await req.ctx.objects.put_part(
+        upload, number, body, max_size=MAX_PART_SIZE, customer=customer
+    )
     req.response_headers["ETag"] = f'"{part.etag}"'
     for name, value in (body.checksums or {}).items():
         req.response_headers[name] = value
-    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
+    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal, customer))
     return req.make_response(200)
 
 
@@ -138,8 +140,8 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
     decrypted under the source's key and encrypted under the upload's part key."""
     bucket, key = _bucket_key(req)
     number = parse_part_number(req.query.get("partNumber"))
-    sse_headers.reject_ssec(req.headers)
-    sse_headers.reject_ssec(req.headers, copy_source=True)
+    customer = sse_headers.read_key(req)
+    src_customer = sse_headers.read_key(req, copy_source=True)
     src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
     upload = await _get_upload(req, bucket, key)
     objects = req.ctx.objects
@@ -148,8 +150,10 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
     offset, length = parse_copy_range(req.header("x-amz-copy-source-range"), src.size)
     if length > MAX_PART_SIZE:
         raise S3Error("EntityTooLarge", f"A part may be at most {MAX_PART_SIZE} bytes")
-    part = await objects.copy_part(upload, number, src, offset, length)
-    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
+    part = await objects.copy_part(
+        upload, number, src, offset, length, customer=customer, src_customer=src_customer
+    )
+    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal, customer))
     body = document(
         "CopyPartResult",
         [tag("LastModified", iso8601(part.last_modified)), tag("ETag", f'"{part.etag}"')],
@@ -205,12 +209,13 @@ async def _complete_once(
     req: S3Request,
     upload: st.UploadMeta,
     parts: list[tuple[int, str]],
+    customer: CustomerKey | None,
     condition: WriteCondition | None,
 ) -> st.ObjectMeta:
     """Complete ``upload``; when a concurrent retry of this same Complete won the race (the
     upload vanished into an object made of these parts), its object is this one's result."""
     try:
-        return await req.ctx.objects.complete(upload, parts, condition)
+        return await req.ctx.objects.complete(upload, parts, customer, cond=condition)
     except st.NoSuchUpload:
         done = await completed_from(
             req.ctx.storage, upload.bucket, upload.key, upload.upload_id, parts
@@ -232,6 +237,7 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     """
     bucket, key = _bucket_key(req)
     condition = write_condition(req.headers)
+    customer = sse_headers.read_key(req)  # optional (AWS): binds an SSE-C object's layout
     try:
         upload = await _get_upload(req, bucket, key)
     except st.NoSuchUpload:
@@ -241,12 +247,12 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     # cancel it halfway (storage publishes atomically either way); keep a strong reference
     # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(
-        _complete_once(req, upload, [(p.number, p.etag) for p in parts], condition)
+        _complete_once(req, upload, [(p.number, p.etag) for p in parts], customer, condition)
     )
     _RUNNING.add(task)
     task.add_done_callback(_finished)
     done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_AFTER)
-    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
+    req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal, customer))
     if done:
         obj = task.result()
         req.response_headers["ETag"] = f'"{obj.etag}"'

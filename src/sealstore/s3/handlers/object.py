@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from sealstore.objects.choice import CustomerKey
 from sealstore.objects.metadata import strip_internal
 from sealstore.s3 import sse_headers
 from sealstore.s3.context import S3Request, http_date, iso8601
@@ -49,10 +50,9 @@ from sealstore.storage.base import ObjectMeta
 async def put_object(req: S3Request) -> web.StreamResponse:
     """PUT /bucket/key: stream the body (optionally SSE-S3/SSE-KMS encrypted) into storage."""
     bucket, key = require_key(req)
-    sse_headers.reject_ssec(req.headers)
     expected_md5 = content_md5(req)
     attrs = tagging.with_request_tags(req, new_object(req))
-    requested = sse_headers.requested_sse(req.headers)
+    requested = sse_headers.write_choice(req)
     condition = write_condition(req.headers)  # If-None-Match: * / If-Match (412, 409)
     body = req.body()
     meta = await req.ctx.objects.put(
@@ -62,14 +62,16 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     resp.headers["ETag"] = f'"{meta.etag}"'
     for name, value in (body.checksums or {}).items():
         resp.headers[name] = value
-    resp.headers.update(sse_headers.sse_response_headers(meta.internal))
+    resp.headers.update(sse_headers.response_for(meta.internal, requested))
     return resp
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-def _object_headers(resp: web.StreamResponse, meta: ObjectMeta) -> None:
+def _object_headers(
+    resp: web.StreamResponse, meta: ObjectMeta, customer: CustomerKey | None
+) -> None:
     resp.headers["ETag"] = f'"{meta.etag}"'
     resp.headers["Last-Modified"] = http_date(meta.last_modified)
     resp.headers["Accept-Ranges"] = "bytes"
@@ -81,7 +83,7 @@ def _object_headers(resp: web.StreamResponse, meta: ObjectMeta) -> None:
     if meta.parts:
         resp.headers["x-amz-mp-parts-count"] = str(len(meta.parts))
     resp.headers.update(tagging.count_header(meta))
-    resp.headers.update(sse_headers.sse_response_headers(meta.internal))
+    resp.headers.update(sse_headers.sse_response_headers(meta.internal, customer))
 
 
 def _not_modified(req: S3Request, meta: ObjectMeta, status: int) -> web.StreamResponse:
@@ -113,13 +115,14 @@ async def _send(req: S3Request, resp: web.StreamResponse, stream: AsyncIterator[
 async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     bucket, key = require_key(req)
     sse_headers.reject_sse_on_read(req.headers)
+    customer = sse_headers.read_key(req)  # SSE-C: the key, checked before any lookup
     overrides = response_overrides(req)
     objects = req.ctx.objects
     meta = await objects.head(bucket, key)
+    objects.require_readable(meta, customer)
     cond = check_conditions(req.headers, meta)
     if cond is not None:
         return _not_modified(req, meta, cond)
-    objects.require_readable(meta)
     part_number = req.query.get("partNumber")
     rng = part_range(part_number, req.header("Range"), meta)
     if rng is None:
@@ -129,16 +132,16 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
         rng = ByteRange(0, meta.size)
     status = 206 if partial and (part_number is None or meta.parts) else 200
     resp = web.StreamResponse(status=status)
-    _object_headers(resp, meta)
+    _object_headers(resp, meta, customer)
     resp.headers.update(overrides)
     if status == 206:
         end = rng.start + rng.length - 1
         resp.headers["Content-Range"] = f"bytes {rng.start}-{end}/{meta.size}"
     resp.content_length = rng.length
     if head:
-        await objects.verify(meta)  # the key opens and the layout holds, as for a GET
+        await objects.verify(meta, customer)  # the key opens and the layout holds, as a GET
         return await req.start_stream(resp)
-    await _send(req, resp, await objects.open(meta, rng.start, rng.length))
+    await _send(req, resp, await objects.open(meta, rng.start, rng.length, customer))
     return resp
 
 
@@ -166,8 +169,8 @@ async def delete_object(req: S3Request) -> web.StreamResponse:
 async def copy_object(req: S3Request) -> web.StreamResponse:
     """PUT /bucket/key with x-amz-copy-source: server-side copy, re-encrypting as needed."""
     bucket, key = require_key(req)
-    sse_headers.reject_ssec(req.headers)
-    sse_headers.reject_ssec(req.headers, copy_source=True)
+    requested = sse_headers.write_choice(req)
+    src_customer = sse_headers.read_key(req, copy_source=True)
     src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
     directive = (req.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
@@ -176,14 +179,15 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     objects = req.ctx.objects
     src = await objects.head(src_bucket, src_key)
     require_copy_source_conditions(req.headers, src)
-    requested = sse_headers.requested_sse(req.headers)
     attrs = new_object(req) if directive == "REPLACE" else None
     attrs = tagging.copy_attributes(req, src, attrs, tag_directive)
-    stored = await objects.copy(src, bucket, key, attrs=attrs, sse=requested)
+    stored = await objects.copy(
+        src, bucket, key, attrs=attrs, sse=requested, src_customer=src_customer
+    )
     body = document(
         "CopyObjectResult",
         [tag("LastModified", iso8601(stored.last_modified)), tag("ETag", f'"{stored.etag}"')],
     )
     resp = req.xml_response(body)
-    resp.headers.update(sse_headers.sse_response_headers(stored.internal))
+    resp.headers.update(sse_headers.response_for(stored.internal, requested))
     return resp

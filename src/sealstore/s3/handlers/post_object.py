@@ -96,7 +96,7 @@ async def post_object(req: S3Request) -> web.StreamResponse:
     await authorize_upload(req, bucket, key, access_key, form.fields)
 
     headers = form_headers(form.fields)
-    requested = form_sse(headers)
+    requested = form_sse(req, headers)
     attrs = _new_object(headers)
     _check_acl(form.fields.get("acl"))
     tagging = form.fields.get("tagging")
@@ -107,6 +107,7 @@ async def post_object(req: S3Request) -> web.StreamResponse:
     body = FileBody(reader.stream(), check, expected=expected)
     meta = await req.ctx.objects.put(bucket, key, body, attrs, sse=requested)
     resp = _respond(req, meta, form.fields)
+    resp.headers.update(sse_headers.response_for(meta.internal, requested))
     resp.headers.update(body.checksums)
     return resp
 
@@ -166,14 +167,11 @@ def form_headers(fields: Mapping[str, str]) -> CIMultiDict[str]:
     return out
 
 
-def form_sse(headers: Mapping[str, str]) -> SSEChoice | None:
-    """The encryption the form asks for, parsed exactly as a PUT's SSE headers are.
-
-    The single SSE seam: when the PUT path learns SSE-C, make this function do what
-    ``object.put_object`` does with the customer-key headers (today both refuse them).
-    """
-    sse_headers.reject_ssec(headers)
-    return sse_headers.requested_sse(headers)
+def form_sse(req: S3Request, headers: Mapping[str, str]) -> SSEChoice | None:
+    """The encryption the form asks for, parsed exactly as a PUT's SSE headers are: SSE-S3,
+    SSE-KMS (key id, context) and SSE-C (customer key fields, refused over plain HTTP as on
+    a PUT unless the server allows it for tests)."""
+    return sse_headers.requested_sse(headers, secure=sse_headers.ssec_allowed(req))
 
 
 def _new_object(headers: Mapping[str, str]) -> NewObject:
@@ -262,5 +260,4 @@ def _respond(req: S3Request, meta: ObjectMeta, fields: Mapping[str, str]) -> web
         resp = req.make_response(200 if status == "200" else 204)
         resp.headers["Location"] = location
     resp.headers["ETag"] = etag
-    resp.headers.update(sse_headers.sse_response_headers(meta.internal))
     return resp
