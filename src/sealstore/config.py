@@ -59,10 +59,8 @@ ENV_DOC: dict[str, str] = {
         "seconds to cache decrypted data keys (default 0 = off; when on, GETs of recently "
         "read objects work during a KMS outage)"
     ),
-    "SEALSTORE_BODY_IDLE_TIMEOUT": (
-        f"seconds an upload may send no body data before it is answered RequestTimeout and "
-        f"its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})"
-    ),
+    "SEALSTORE_BODY_IDLE_TIMEOUT": f"seconds an upload may send no body data before it is "
+    f"answered RequestTimeout, its temporary file removed (default {DEFAULT_BODY_IDLE_TIMEOUT:g})",
     "SEALSTORE_TLS_CERT_FILE": "PEM certificate chain: serve HTTPS (TLS 1.2+); SIGHUP reloads it",
     "SEALSTORE_TLS_KEY_FILE": "PEM private key of SEALSTORE_TLS_CERT_FILE (both or neither)",
     "SEALSTORE_METRICS_TOKEN_FILE": "file with the bearer token for metrics and readiness detail",
