@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 from sealstore.crypto import dare, keys
 from sealstore.crypto.keys import KeyMismatchError
 from sealstore.kms.base import KMSDecryptError
+from sealstore.objects import checksum as ck
 from sealstore.objects import layout, sealing
 from sealstore.objects import metadata as md
+from sealstore.objects import multipart_checksum as mp
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
     SSE_S3,
@@ -80,6 +82,7 @@ class NewObject:
     content_type: str
     user_meta: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    checksum: tuple[str, str] | None = None  # a multipart upload's (algorithm, type)
 
 
 async def _fill(
@@ -98,13 +101,6 @@ async def _fill(
         if chunk:
             await writer.write(chunk)
     return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
-
-
-async def _hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
-    """Pass chunks through, adding them to ``md5`` (a copy's ETag is its plaintext MD5)."""
-    async for chunk in source:
-        md5.update(chunk)
-        yield chunk
 
 
 async def _bounded(source: HashedBody, limit: int) -> AsyncIterator[bytes]:
@@ -248,6 +244,7 @@ class ObjectService:
         async with writer:
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
             internal.update(await _fill(writer, oek, body))
+            internal.update(ck.body_entries(body))  # the flexible checksum it verified
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
@@ -262,11 +259,12 @@ class ObjectService:
         *,
         attrs: NewObject | None,
         sse: SSEChoice | None,
+        checksum: str | None = None,
     ) -> ObjectMeta:
         """Copy the object ``src`` (from `head`) to ``bucket/key``; ``attrs`` None keeps the
         source's (metadata directive COPY). Sealed keys are bound to their path, so an
         encrypted destination always gets a new key; data is decrypted and re-encrypted in
-        one stream."""
+        one stream (hashed for the ETag and the checksum, `ck.CopyTap`)."""
         _require_supported(src, "The source uses SSE-C, which this server does not offer")
         src_encrypted = md.is_encrypted(src.internal)
         if (
@@ -283,12 +281,11 @@ class ObjectService:
             choice = await self.decide(bucket, sse, inherit=_inherited(src))
             src_oek = await self._open_verified(src)
             dst_oek, internal = await self._new_key(bucket, key, choice)
-            md5 = hashlib.md5(usedforsecurity=False)
+            tap = ck.CopyTap.for_object(src.internal, checksum)
             source = plaintext(self.store, src, src_oek, 0, src.size)
-            internal.update(await _fill(writer, dst_oek, _hashed(source, md5)))
-            meta = self._new_meta(
-                bucket, key, attrs, writer.accepted, md5.hexdigest(), dst_oek, internal
-            )
+            internal.update(await _fill(writer, dst_oek, tap.hashed(source)))
+            internal.update(tap.entries())
+            meta = self._new_meta(bucket, key, attrs, writer.accepted, tap.md5, dst_oek, internal)
             return await writer.commit(meta)
 
     async def head(self, bucket: str, key: str) -> ObjectMeta:
@@ -327,6 +324,7 @@ class ObjectService:
         oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
         if oek is not None:
             internal[md.META_ENCRYPTED_MULTIPART] = ""
+        internal.update(ck.upload_entries(attrs.checksum))
         template = ObjectMeta(
             bucket=bucket,
             key=key,
@@ -356,7 +354,7 @@ class ObjectService:
             nonce = await _fill(writer, part_key, _bounded(body, max_size))
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
-            return await writer.commit(body.md5_hex, writer.accepted, nonce)
+            return await writer.commit(body.md5_hex, writer.accepted, nonce | ck.body_entries(body))
 
     async def copy_part(
         self, upload: UploadMeta, number: int, src: ObjectMeta, offset: int, length: int
@@ -366,26 +364,32 @@ class ObjectService:
         _require_supported(src, "The source uses an encryption type this server lacks")
         src_oek = await self._open_verified(src)
         part_key = await self._part_key(upload, number)
-        md5 = hashlib.md5(usedforsecurity=False)
+        tap = ck.CopyTap.for_part(upload.meta.internal)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
             source = plaintext(self.store, src, src_oek, offset, length)
-            nonce = await _fill(writer, part_key, _hashed(source, md5))
+            nonce = await _fill(writer, part_key, tap.hashed(source))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            return await writer.commit(md5.hexdigest(), writer.accepted, nonce)
+            return await writer.commit(tap.md5, writer.accepted, nonce | tap.entries())
 
-    async def complete(self, upload: UploadMeta, parts: list[tuple[int, str]]) -> ObjectMeta:
+    async def complete(
+        self, upload: UploadMeta, parts: list[tuple[int, str]], checks: mp.Completion | None = None
+    ) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts, with
         S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
 
         An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
-        order) from the stored parts (`layout.bind_completion`) before the store publishes.
+        order) from the stored parts (`layout.bind_completion`) before the store publishes,
+        after the checksum of an upload with an algorithm (`mp.finish`).
         """
         etag = multipart_etag([e for _, e in parts])
         meta = replace(
             upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
         )
+        if mp.involved(upload.meta.internal, checks):
+            chosen = await layout.chosen_parts(self.store, upload, parts)
+            meta.internal = mp.finish(meta.internal, chosen, checks)
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)

@@ -14,11 +14,12 @@ order, which is also what the SSE read path needs (per-part keys, plaintext part
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from aiohttp import web
 
-from sealstore.s3 import sse_headers
+from sealstore.s3 import checksums, sse_headers
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error, s3_error_for
 from sealstore.s3.handlers.delete_objects import read_xml_body
@@ -90,10 +91,12 @@ async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploads: same metadata rules and SSE precedence as PutObject."""
     bucket, key = _bucket_key(req)
     sse_headers.reject_ssec(req.headers)
-    attrs = new_object(req)
+    choice = checksums.create_choice(req.headers)
+    attrs = dataclasses.replace(new_object(req), checksum=choice)
     requested = sse_headers.requested_sse(req.headers)
     upload = await req.ctx.objects.create_upload(bucket, key, attrs, sse=requested)
     req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
+    req.response_headers.update(checksums.create_headers(choice))
     return req.xml_response(render_initiate(bucket, key, upload.upload_id))
 
 
@@ -118,6 +121,7 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     _check_content_length(req)
     upload = await _get_upload(req, bucket, key)
     body = req.body()
+    checksums.prepare_part(upload.meta.internal, body)
     part = await req.ctx.objects.put_part(upload, number, body, max_size=MAX_PART_SIZE)
     req.response_headers["ETag"] = f'"{part.etag}"'
     for name, value in (body.checksums or {}).items():
@@ -145,7 +149,11 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
     req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal))
     body = document(
         "CopyPartResult",
-        [tag("LastModified", iso8601(part.last_modified)), tag("ETag", f'"{part.etag}"')],
+        [
+            tag("LastModified", iso8601(part.last_modified)),
+            tag("ETag", f'"{part.etag}"'),
+            *checksums.part_xml(part.internal),
+        ],
     )
     return req.xml_response(body)
 
@@ -176,12 +184,15 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     """
     bucket, key = _bucket_key(req)
     upload = await _get_upload(req, bucket, key)
-    parts = parse_complete_request(await read_xml_body(req))
+    req.body(checksum_headers=False)  # x-amz-checksum-* here is the object's, not the XML's
+    data = await read_xml_body(req)
+    parts = parse_complete_request(data)
+    checks = checksums.completion(req.headers, data)
     # The completion is a task of its own so that a client hanging up mid-wait cannot
     # cancel it halfway (storage publishes atomically either way); keep a strong reference
     # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(
-        req.ctx.objects.complete(upload, [(p.number, p.etag) for p in parts])
+        req.ctx.objects.complete(upload, [(p.number, p.etag) for p in parts], checks)
     )
     _RUNNING.add(task)
     task.add_done_callback(_finished)
@@ -190,7 +201,15 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     if done:
         obj = task.result()
         req.response_headers["ETag"] = f'"{obj.etag}"'
-        return req.xml_response(render_complete(_location(req, bucket, key), bucket, key, obj.etag))
+        return req.xml_response(
+            render_complete(
+                _location(req, bucket, key),
+                bucket,
+                key,
+                obj.etag,
+                checksums.object_xml(obj.internal),
+            )
+        )
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/xml"
     await req.start_stream(resp)
@@ -213,7 +232,9 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
             err = S3Error("InternalError")
         body = err.to_xml(f"/{bucket}/{key}", req.request_id)
     else:
-        body = render_complete(_location(req, bucket, key), bucket, key, obj.etag)
+        body = render_complete(
+            _location(req, bucket, key), bucket, key, obj.etag, checksums.object_xml(obj.internal)
+        )
     await resp.write(body.split(b"\n", 1)[1] if body.startswith(b"<?xml") else body)
     await resp.write_eof()
     return resp
