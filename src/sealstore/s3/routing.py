@@ -16,6 +16,7 @@ from aiohttp import web
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers import (
+    attributes,
     bucket,
     bucket_encryption,
     delete_objects,
@@ -87,6 +88,7 @@ ROUTES: dict[str, Handler] = {
     "CopyObject": object_handlers.copy_object,
     "GetObject": object_handlers.get_object,
     "HeadObject": object_handlers.head_object,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "DeleteObject": object_handlers.delete_object,
     "CreateMultipartUpload": multipart.create_multipart_upload,
     "UploadPart": multipart.upload_part,
@@ -201,6 +203,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
             return "ListParts"
         if subs == {"acl"}:
             return "GetObjectAcl"
+        if subs == {"attributes"}:
+            return "GetObjectAttributes"
         if not subs or subs == {"partNumber"}:
             return "GetObject"
     elif method == "HEAD":
