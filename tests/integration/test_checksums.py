@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -23,6 +24,8 @@ import anycrc
 import pytest
 from botocore.exceptions import ClientError
 
+from sealstore.objects.checksum import META_CHECKSUM as CHECKSUM
+from sealstore.objects.layout import META_LAYOUT as LAYOUT
 from tests.integration.server import REGION, ROOT_PASSWORD, ROOT_USER, ServerProcess, base_env
 
 MASTER_KEY = "ck-key:" + hashlib.sha256(b"checksum tests master").hexdigest()
@@ -340,3 +343,46 @@ def test_awscli_checksum_round_trip(srv: ServerProcess, s3, bucket, tmp_path: Pa
     )
     assert bad.returncode != 0 and "BadDigest" in bad.stderr
     assert s3.get_object(Bucket=bucket, Key="cli/obj")["Body"].read() == data
+
+
+def _internal(srv: ServerProcess, key: str, new: dict | None = None) -> dict:
+    """Read (or, as an attacker with the data directory, replace) an object's entries."""
+    with sqlite3.connect(srv.data_dir / "sealstore.sqlite3", timeout=30) as db:
+        where = ("checksums", key.encode())
+        if new is not None:
+            db.execute(
+                "UPDATE objects SET internal=? WHERE bucket=? AND key=?", (json.dumps(new), *where)
+            )
+        row = db.execute("SELECT internal FROM objects WHERE bucket=? AND key=?", where).fetchone()
+    return json.loads(row[0])
+
+
+def test_encrypted_checksum_is_bound_to_the_layout(srv: ServerProcess, s3, bucket) -> None:
+    data = os.urandom(10_000)
+    s3.put_object(
+        Bucket=bucket,
+        Key="bound",
+        Body=data,
+        ChecksumAlgorithm="SHA256",
+        ServerSideEncryption="AES256",
+    )
+    entries = _internal(srv, "bound")
+    assert entries[LAYOUT].startswith("2:")
+    original = entries[CHECKSUM]
+    forged = original.replace(b64(digest("SHA256", data)), b64(digest("SHA256", b"forged")))
+    for edited in (
+        {**entries, CHECKSUM: forged},
+        {k: v for k, v in entries.items() if k != CHECKSUM},
+    ):
+        _internal(srv, "bound", edited)
+        for call in (
+            lambda: s3.get_object(Bucket=bucket, Key="bound", ChecksumMode="ENABLED"),
+            lambda: s3.get_object_attributes(
+                Bucket=bucket, Key="bound", ObjectAttributes=["Checksum"]
+            ),
+        ):
+            with pytest.raises(ClientError) as exc:
+                call()
+            assert code_of(exc) == "XMinioObjectTampered"
+    _internal(srv, "bound", entries)
+    assert s3.get_object(Bucket=bucket, Key="bound", ChecksumMode="ENABLED")["Body"].read() == data

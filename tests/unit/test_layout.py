@@ -86,7 +86,7 @@ def test_final_package_sequence_is_bound() -> None:
     assert cl.Stream(1, PART + 1).packages == 2
 
 
-@pytest.mark.parametrize("bad", ["", "1", "2:" + "00" * 32, "1:zz", "1:" + "00" * 31])
+@pytest.mark.parametrize("bad", ["", "1", "3:" + "00" * 32, "1:zz", "1:" + "00" * 31])
 def test_malformed_or_unknown_version_is_an_error(bad: str) -> None:
     with pytest.raises(cl.LayoutError):
         cl.verify(OEK, BASE, bad)
