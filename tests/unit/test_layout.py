@@ -229,7 +229,7 @@ def test_unknown_layout_version_is_refused(tmp_path: Path) -> None:
     async def fn(svc: ObjectService, store: FSBackend) -> None:
         await svc.put(BUCKET, "k", Body(b"abc"), ATTRS, sse=SSE_S3)
         meta = await svc.head(BUCKET, "k")
-        meta.internal[layout.META_LAYOUT] = "2:" + meta.internal[layout.META_LAYOUT][2:]
+        meta.internal[layout.META_LAYOUT] = "3:" + meta.internal[layout.META_LAYOUT][2:]
         with pytest.raises(ObjectIntegrityError, match="version"):
             await svc.open(meta, 0, 3)
 
