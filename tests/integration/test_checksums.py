@@ -287,6 +287,10 @@ def test_copy_object_checksums(s3, bucket) -> None:
     assert new["CopyObjectResult"]["ChecksumSHA256"] == b64(digest("SHA256", data))
     head = s3.head_object(Bucket=bucket, Key="new", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == b64(digest("SHA256", data)) and "ChecksumCRC32C" not in head
+    again = s3.copy_object(  # a self-copy that only changes the checksum is allowed
+        Bucket=bucket, Key="src", CopySource=f"{bucket}/src", ChecksumAlgorithm="SHA1"
+    )
+    assert again["CopyObjectResult"]["ChecksumSHA1"] == b64(digest("SHA1", data))
 
 
 def test_get_object_attributes_errors(s3, bucket) -> None:

@@ -271,6 +271,7 @@ class ObjectService:
             (src.bucket, src.key) == (bucket, key)
             and attrs is None
             and sse is None
+            and checksum is None  # S3 allows a self-copy that only changes the checksum
             and not (self.auto_encryption and not src_encrypted)
         ):
             raise InvalidRequest(COPY_SELF_ERROR)
@@ -380,8 +381,7 @@ class ObjectService:
         S3's ``md5(part md5s)-N`` ETag (InvalidPart for an ETag that is no MD5).
 
         An encrypted upload's object gets its layout entry (size, ETag, the chosen parts in
-        order) from the stored parts (`layout.bind_completion`) before the store publishes,
-        after the checksum of an upload with an algorithm (`mp.finish`).
+        order) from the stored parts (`layout.bind_completion`) before the store publishes.
         """
         etag = multipart_etag([e for _, e in parts])
         meta = replace(
