@@ -10,6 +10,7 @@ and the composite rule ``hash(concat(part digests))-N`` over those.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -22,10 +23,14 @@ from pathlib import Path
 
 import anycrc
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
+from sealstore.client.chunked_encoder import encode_aws_chunked
+from sealstore.client.signing import Credentials, sign_request
 from sealstore.objects.checksum import META_CHECKSUM as CHECKSUM
 from sealstore.objects.layout import META_LAYOUT as LAYOUT
+from sealstore.s3.sigv4 import PayloadMode, derive_signing_key
 from tests.integration.server import REGION, ROOT_PASSWORD, ROOT_USER, ServerProcess, base_env
 
 MASTER_KEY = "ck-key:" + hashlib.sha256(b"checksum tests master").hexdigest()
@@ -390,3 +395,43 @@ def test_encrypted_checksum_is_bound_to_the_layout(srv: ServerProcess, s3, bucke
             assert code_of(exc) == "XMinioObjectTampered"
     _internal(srv, "bound", entries)
     assert s3.get_object(Bucket=bucket, Key="bound", ChecksumMode="ENABLED")["Body"].read() == data
+
+
+def _trailer_put(srv: ServerProcess, path: str, payload: bytes, trailer: str) -> int:
+    """PUT ``payload`` as signed aws-chunked with an ``x-amz-checksum-crc32c`` trailer (what
+    the Go and Java SDKs send over HTTPS), returning the status."""
+    mode = PayloadMode.STREAMING_SIGNED_TRAILER
+    extra = {
+        "x-amz-decoded-content-length": str(len(payload)),
+        "Content-Encoding": "aws-chunked",
+        "x-amz-trailer": "x-amz-checksum-crc32c",
+    }
+    url = srv.endpoint + path
+    headers = sign_request(
+        "PUT", url, extra, Credentials(ROOT_USER, ROOT_PASSWORD), REGION,
+        dt.datetime.now(dt.UTC), mode.value,
+    )  # fmt: skip
+    date = headers["x-amz-date"]
+    body = b"".join(
+        encode_aws_chunked(
+            [payload[i : i + 65536] for i in range(0, len(payload), 65536)],
+            mode,
+            signing_key=derive_signing_key(ROOT_PASSWORD, date[:8], REGION),
+            seed_signature=headers["Authorization"].rsplit("Signature=", 1)[1],
+            amz_date=date,
+            scope=f"{date[:8]}/{REGION}/s3/aws4_request",
+            trailers={"x-amz-checksum-crc32c": trailer},
+        )
+    )
+    return requests.put(url, data=body, headers=headers, timeout=30).status_code
+
+
+def test_signed_trailer_checksum_is_verified_and_stored(srv: ServerProcess, s3, bucket) -> None:
+    payload = os.urandom(150_000)
+    good = b64(digest("CRC32C", payload))
+    assert _trailer_put(srv, f"/{bucket}/trailer", payload, b64(b"\0\0\0\0")) == 400
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="trailer")  # nothing stored
+    assert _trailer_put(srv, f"/{bucket}/trailer", payload, good) == 200
+    head = s3.head_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32C"] == good and head["ContentLength"] == len(payload)
