@@ -4,7 +4,8 @@ A COMPOSITE checksum is ``hash(concat(binary part digests))``, shown with ``-N``
 FULL_OBJECT one of a multipart object is the CRC of the whole content, obtained by *combining*
 the parts' CRCs with GF(2) arithmetic (zlib's ``crc32_combine``, for any reflected width), so
 no part is read again. `finish` checks what a CompleteMultipartUpload request says about
-checksums against the stored parts and produces the object's entry. Pure functions, no I/O.
+checksums against the stored parts and produces the object's entry; `finish_upload` is the
+object service's entry point (it lists the stored parts only when checksums are involved).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from sealstore.objects.checksum import (
     upload_choice,
 )
 from sealstore.objects.errors import BadDigest, InvalidPartETag, InvalidRequest
-from sealstore.storage.base import PartMeta
+from sealstore.objects.layout import chosen_parts
+from sealstore.storage.base import PartMeta, UploadMeta
+from sealstore.storage.contract import Store
 
 # Normal polynomial, width (RevEng catalogue); all three are reflected with init = xorout =
 # all ones, which is what makes the plain combination rule below exact.
@@ -196,3 +199,17 @@ def finish(
             )
     out.update(result.entry())
     return out
+
+
+async def finish_upload(
+    store: Store,
+    upload: UploadMeta,
+    parts: list[tuple[int, str]],
+    internal: dict[str, str],
+    req: Completion | None,
+) -> dict[str, str]:
+    """`finish` over the parts a completion names (read from ``store``); ``internal``
+    unchanged, and no storage call, for an upload and request without any checksum."""
+    if not involved(upload.meta.internal, req):
+        return internal
+    return finish(internal, await chosen_parts(store, upload, parts), req)

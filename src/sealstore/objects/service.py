@@ -243,8 +243,7 @@ class ObjectService:
         writer = await self.store.new_writer(bucket, key)  # validates bucket + key before KMS
         async with writer:
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
-            internal.update(await _fill(writer, oek, body))
-            internal.update(ck.body_entries(body))  # the flexible checksum it verified
+            internal.update(await _fill(writer, oek, body) | ck.body_entries(body))
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
@@ -284,8 +283,7 @@ class ObjectService:
             dst_oek, internal = await self._new_key(bucket, key, choice)
             tap = ck.CopyTap.for_object(src.internal, checksum)
             source = plaintext(self.store, src, src_oek, 0, src.size)
-            internal.update(await _fill(writer, dst_oek, tap.hashed(source)))
-            internal.update(tap.entries())
+            internal.update(await _fill(writer, dst_oek, tap.hashed(source)) | tap.entries())
             meta = self._new_meta(bucket, key, attrs, writer.accepted, tap.md5, dst_oek, internal)
             return await writer.commit(meta)
 
@@ -387,9 +385,7 @@ class ObjectService:
         meta = replace(
             upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
         )
-        if mp.involved(upload.meta.internal, checks):
-            chosen = await layout.chosen_parts(self.store, upload, parts)
-            meta.internal = mp.finish(meta.internal, chosen, checks)
+        meta.internal = await mp.finish_upload(self.store, upload, parts, meta.internal, checks)
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)
