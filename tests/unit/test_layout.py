@@ -86,7 +86,7 @@ def test_final_package_sequence_is_bound() -> None:
     assert cl.Stream(1, PART + 1).packages == 2
 
 
-@pytest.mark.parametrize("bad", ["", "1", "2:" + "00" * 32, "1:zz", "1:" + "00" * 31])
+@pytest.mark.parametrize("bad", ["", "1", "3:" + "00" * 32, "1:zz", "1:" + "00" * 31])
 def test_malformed_or_unknown_version_is_an_error(bad: str) -> None:
     with pytest.raises(cl.LayoutError):
         cl.verify(OEK, BASE, bad)
@@ -229,7 +229,7 @@ def test_unknown_layout_version_is_refused(tmp_path: Path) -> None:
     async def fn(svc: ObjectService, store: FSBackend) -> None:
         await svc.put(BUCKET, "k", Body(b"abc"), ATTRS, sse=SSE_S3)
         meta = await svc.head(BUCKET, "k")
-        meta.internal[layout.META_LAYOUT] = "2:" + meta.internal[layout.META_LAYOUT][2:]
+        meta.internal[layout.META_LAYOUT] = "3:" + meta.internal[layout.META_LAYOUT][2:]
         with pytest.raises(ObjectIntegrityError, match="version"):
             await svc.open(meta, 0, 3)
 

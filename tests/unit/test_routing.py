@@ -114,6 +114,7 @@ EXPECTED: dict[tuple[str, str, tuple[str, ...]], str] = {
     ("GET", "object", ("partNumber",)): "GetObject",
     ("GET", "object", ("uploadId",)): "ListParts",
     ("GET", "object", ("acl",)): "GetObjectAcl",
+    ("GET", "object", ("attributes",)): "GetObjectAttributes",
     ("HEAD", "object", ()): "HeadObject",
     ("HEAD", "object", ("partNumber",)): "HeadObject",
     ("GET", "bucket", ("policy",)): "GetBucketPolicy",

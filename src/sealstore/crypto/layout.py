@@ -16,7 +16,12 @@ part key; empty for parts uploaded before nonces were recorded). Whoever can cha
 index cannot recompute it without the OEK, which only the KMS can unseal.
 
 The encoding is length-prefixed and versioned; the value stored is ``"1:" + hex(tag)``.
-Pure functions, no I/O, like the rest of `crypto/`.
+Version 2 also binds the object's flexible checksum entry and each stream's (what
+GetObjectAttributes, GET/HEAD with checksum mode and ListParts report), so an edited checksum
+fails like an edited size. It is used only when some checksum is present, so layouts without
+one encode exactly as before and objects sealed earlier keep verifying; a version-1 tag never
+authenticates a layout that has a checksum. Pure functions, no I/O, like the rest of
+`crypto/`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from sealstore.crypto.dare import PAYLOAD_SIZE
 
 VERSION = "1"
+VERSION_CHECKSUMS = "2"  # version 1 plus the object's and each stream's checksum entry
 _KEY_LABEL = b"sealstore object layout v1"
 _MAGIC = b"sealstore-layout\x00"
 SINGLE_PART = 0  # the part number recorded for a single-part object's only stream
@@ -47,6 +53,7 @@ class Stream:
     number: int
     size: int
     nonce: bytes = b""
+    checksum: str = ""  # the part's checksum entry ("" for none or single-part streams)
 
     @property
     def packages(self) -> int:
@@ -64,6 +71,7 @@ class Layout:
     etag: str
     multipart: bool
     streams: tuple[Stream, ...]
+    checksum: str = ""  # the object's checksum entry ("" for none)
 
 
 def layout_key(oek: bytes) -> bytes:
@@ -77,11 +85,20 @@ def _field(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def encode(layout: Layout) -> bytes:
+def version_of(layout: Layout) -> str:
+    """The encoding version a new tag of ``layout`` uses (2 only when a checksum is bound)."""
+    if layout.checksum or any(s.checksum for s in layout.streams):
+        return VERSION_CHECKSUMS
+    return VERSION
+
+
+def encode(layout: Layout, version: str | None = None) -> bytes:
     """Canonical bytes of ``layout`` (every variable field length-prefixed, integers BE)."""
+    version = version or version_of(layout)
+    extended = version == VERSION_CHECKSUMS
     out = [
         _MAGIC,
-        _field(VERSION.encode()),
+        _field(version.encode()),
         _field(layout.bucket.encode("utf-8", "surrogateescape")),
         _field(layout.key.encode("utf-8", "surrogateescape")),
         struct.pack(">Q", layout.size),
@@ -89,19 +106,25 @@ def encode(layout: Layout) -> bytes:
         struct.pack(">BI", 1 if layout.multipart else 0, len(layout.streams)),
     ]
     out.extend(
-        struct.pack(">IQQ", s.number, s.size, s.packages) + _field(s.nonce) for s in layout.streams
+        struct.pack(">IQQ", s.number, s.size, s.packages)
+        + _field(s.nonce)
+        + (_field(s.checksum.encode()) if extended else b"")
+        for s in layout.streams
     )
+    if extended:
+        out.append(_field(layout.checksum.encode()))
     return b"".join(out)
 
 
-def tag(oek: bytes, layout: Layout) -> bytes:
+def tag(oek: bytes, layout: Layout, version: str | None = None) -> bytes:
     """The 32-byte layout tag."""
-    return hmac.new(layout_key(oek), encode(layout), hashlib.sha256).digest()
+    return hmac.new(layout_key(oek), encode(layout, version), hashlib.sha256).digest()
 
 
 def seal(oek: bytes, layout: Layout) -> str:
     """The stored entry value for ``layout``: ``"<version>:<hex tag>"``."""
-    return f"{VERSION}:{tag(oek, layout).hex()}"
+    version = version_of(layout)
+    return f"{version}:{tag(oek, layout, version).hex()}"
 
 
 def verify(oek: bytes, layout: Layout, stored: str) -> bool:
@@ -111,7 +134,7 @@ def verify(oek: bytes, layout: Layout, stored: str) -> bool:
     version is an error, not a pass: a newer writer's binding must not be silently skipped).
     """
     version, sep, hex_tag = stored.partition(":")
-    if not sep or version != VERSION:
+    if not sep or version not in (VERSION, VERSION_CHECKSUMS):
         raise LayoutError(f"unknown object layout version {version!r}")
     try:
         expected = bytes.fromhex(hex_tag)
@@ -119,7 +142,9 @@ def verify(oek: bytes, layout: Layout, stored: str) -> bool:
         raise LayoutError("object layout tag is not hex") from None
     if len(expected) != 32:
         raise LayoutError("object layout tag has the wrong length")
-    return hmac.compare_digest(expected, tag(oek, layout))
+    if version == VERSION and version_of(layout) != VERSION:
+        return False  # a checksum appeared beside a tag that never bound one
+    return hmac.compare_digest(expected, tag(oek, layout, version))
 
 
 def streams_of(sizes: Sequence[tuple[int, int]]) -> tuple[Stream, ...]:

@@ -26,6 +26,7 @@ from sealstore.crypto import dare
 from sealstore.crypto import layout as cl
 from sealstore.crypto.keys import is_clean_key
 from sealstore.objects import metadata as md
+from sealstore.objects.checksum import META_CHECKSUM
 from sealstore.objects.errors import ObjectIntegrityError
 from sealstore.storage.base import (
     InvalidPart,
@@ -86,7 +87,10 @@ def nonce_entry(nonce: bytes | None) -> dict[str, str]:
 def describe(meta: ObjectMeta) -> cl.Layout:
     """The layout the index claims for ``meta``: what a reader would read."""
     if meta.parts:
-        streams = tuple(cl.Stream(p.number, p.size, stream_nonce(p.internal)) for p in meta.parts)
+        streams = tuple(
+            cl.Stream(p.number, p.size, stream_nonce(p.internal), p.internal.get(META_CHECKSUM, ""))
+            for p in meta.parts
+        )
     else:
         streams = (cl.Stream(cl.SINGLE_PART, meta.size, stream_nonce(meta.internal)),)
     return cl.Layout(
@@ -96,6 +100,7 @@ def describe(meta: ObjectMeta) -> cl.Layout:
         etag=meta.etag,
         multipart=bool(meta.parts),
         streams=streams,
+        checksum=meta.internal.get(META_CHECKSUM, ""),
     )
 
 

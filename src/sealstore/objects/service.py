@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING
 from sealstore.crypto import keys
 from sealstore.crypto.keys import KeyMismatchError
 from sealstore.kms.base import KMSDecryptError
+from sealstore.objects import checksum as ck
 from sealstore.objects import conditional, layout, sealing, ssec
 from sealstore.objects import metadata as md
+from sealstore.objects import multipart_checksum as mp
 from sealstore.objects.choice import (
     BUCKET_ENCRYPTION_CONFIG,
     CustomerKey,
@@ -46,7 +48,6 @@ from sealstore.objects.reading import plaintext
 from sealstore.objects.streams import HashedBody
 from sealstore.objects.streams import bounded as _bounded
 from sealstore.objects.streams import fill as _fill
-from sealstore.objects.streams import hashed as _hashed
 from sealstore.objects.tagging import stored_tagging, tag_entry
 from sealstore.storage.base import (
     NoSuchBucket,
@@ -78,6 +79,7 @@ class NewObject:
     user_meta: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     tagging: str = ""  # canonical tag text (`objects.tagging.encode`), "" for none
+    checksum: tuple[str, str] | None = None  # a multipart upload's (algorithm, type)
 
 
 def _is_encrypted_upload(upload: UploadMeta) -> bool:
@@ -209,7 +211,7 @@ class ObjectService:
         async with writer:
             await conditional.precheck(self.store, bucket, key, condition)
             oek, internal = await self._new_key(bucket, key, await self.decide(bucket, sse))
-            internal.update(await _fill(writer, oek, body))
+            internal.update(await _fill(writer, oek, body) | ck.body_entries(body))
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
@@ -225,17 +227,19 @@ class ObjectService:
         attrs: NewObject | None,
         sse: SSEChoice | None,
         src_customer: CustomerKey | None = None,
+        checksum: str | None = None,
     ) -> ObjectMeta:
         """Copy ``src`` (from `head`) to ``bucket/key``; ``attrs`` None keeps its attributes
         and tags (directives COPY). Keys are bound to their path, so an encrypted destination
-        always gets a new key; data is decrypted and re-encrypted in one stream (SSE-C key
-        rotation: onto itself with a new customer key)."""
+        always gets a new key; data is decrypted and re-encrypted in one stream, hashed for
+        the ETag and the checksum (`ck.CopyTap`); SSE-C key rotation: onto itself, new key."""
         self.require_readable(src, src_customer)
         src_encrypted = md.is_encrypted(src.internal)
         if (
             (src.bucket, src.key) == (bucket, key)
             and attrs is None
             and sse is None
+            and checksum is None  # S3 allows a self-copy that only changes the checksum
             and not (self.auto_encryption and not src_encrypted)
             and not ssec.is_ssec(src.internal)  # the copy drops the customer key: a change
         ):
@@ -250,12 +254,10 @@ class ObjectService:
             )
             src_oek = await self._open_verified(src, src_customer)
             dst_oek, internal = await self._new_key(bucket, key, choice)
-            md5 = hashlib.md5(usedforsecurity=False)
+            tap = ck.CopyTap.for_object(src.internal, checksum)
             source = plaintext(self.store, src, src_oek, 0, src.size)
-            internal.update(await _fill(writer, dst_oek, _hashed(source, md5)))
-            meta = self._new_meta(
-                bucket, key, attrs, writer.accepted, md5.hexdigest(), dst_oek, internal
-            )
+            internal.update(await _fill(writer, dst_oek, tap.hashed(source)) | tap.entries())
+            meta = self._new_meta(bucket, key, attrs, writer.accepted, tap.md5, dst_oek, internal)
             return await writer.commit(meta)
 
     async def head(self, bucket: str, key: str) -> ObjectMeta:
@@ -299,6 +301,7 @@ class ObjectService:
         if oek is not None:
             internal[md.META_ENCRYPTED_MULTIPART] = ""
         internal.update(tag_entry(attrs.tagging))
+        internal.update(ck.upload_entries(attrs.checksum))
         template = ObjectMeta(
             bucket=bucket,
             key=key,
@@ -346,7 +349,7 @@ class ObjectService:
             if body.md5_hex is None:  # the body always computes it; never store a bad ETag
                 raise InternalError("The part's MD5 was not computed")
             etag = ssec.part_etag(upload.meta.internal, part_key, body.md5_hex)
-            return await writer.commit(etag, writer.accepted, nonce)
+            return await writer.commit(etag, writer.accepted, nonce | ck.body_entries(body))
 
     async def copy_part(
         self,
@@ -364,15 +367,15 @@ class ObjectService:
         self.require_readable(src, src_customer)
         part_key = await self._part_key(upload, number, customer)
         src_oek = await self._open_verified(src, src_customer)
-        md5 = hashlib.md5(usedforsecurity=False)
+        tap = ck.CopyTap.for_part(upload.meta.internal)
         writer = await self.store.new_part_writer(upload, number)
         async with writer:
             source = plaintext(self.store, src, src_oek, offset, length)
-            nonce = await _fill(writer, part_key, _hashed(source, md5))
+            nonce = await _fill(writer, part_key, tap.hashed(source))
             if writer.accepted != length:
                 raise InternalError("The copy source ended early")
-            etag = ssec.part_etag(upload.meta.internal, part_key, md5.hexdigest())
-            return await writer.commit(etag, writer.accepted, nonce)
+            etag = ssec.part_etag(upload.meta.internal, part_key, tap.md5)
+            return await writer.commit(etag, writer.accepted, nonce | tap.entries())
 
     async def complete(
         self,
@@ -380,14 +383,17 @@ class ObjectService:
         parts: list[tuple[int, str]],
         customer: CustomerKey | None = None,
         cond: conditional.Condition = None,
+        checks: mp.Completion | None = None,
     ) -> ObjectMeta:
         """Publish the upload as one object of the listed ``(number, etag)`` parts with S3's
         ``md5(part md5s)-N`` ETag (InvalidPart for a non-MD5 ETag), binding an encrypted one's
         layout (`layout.bind_completion`; SSE-C only when the request repeats its key, which
-        AWS does not require); records the upload id; ``cond`` as for `put`."""
+        AWS does not require); records the upload id; ``cond`` as for `put`; ``checks``: the
+        part and object checksums the request lists (`multipart_checksum`)."""
         await conditional.precheck(self.store, upload.bucket, upload.key, cond)
         meta = replace(upload.meta, etag=multipart_etag([e for _, e in parts]), parts=[], files=[])
-        meta.internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
+        internal = dict(upload.meta.internal) | {conditional.UPLOAD_ID: upload.upload_id}
+        meta.internal = await mp.finish_upload(self.store, upload, parts, internal, checks)
         sealed_c = ssec.is_ssec(upload.meta.internal)
         oek = None if sealed_c and customer is None else await self._upload_key(upload, customer)
         if oek is not None:

@@ -28,9 +28,12 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from sealstore.objects.checksum import Checksum as StoredChecksum
+
 from .checksums import (
     ALGORITHMS,
     HEADER_PREFIX,
+    NOT_VALUES,
     Checksum,
     decode_checksum_value,
     header_name,
@@ -129,7 +132,11 @@ class RequestBody:
     """Verified, bounded, streaming view of one request body.  Iterate it exactly once.
 
     After a complete iteration: :attr:`size` (payload bytes), :attr:`md5_hex` (for the ETag),
-    :attr:`checksums` (``x-amz-checksum-<alg>`` -> base64 value to echo in the response).
+    :attr:`checksums` (``x-amz-checksum-<alg>`` -> base64 value to echo in the response) and
+    :attr:`stored_checksum` (what the object service records with the object or part).
+
+    ``checksum_headers=False`` is for requests whose ``x-amz-checksum-*`` headers describe
+    something else than the body (CompleteMultipartUpload: the whole object).
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class RequestBody:
         compute_md5: bool = True,
         read_size: int = DEFAULT_READ_SIZE,
         idle_timeout: float | None = None,
+        checksum_headers: bool = True,
     ) -> None:
         self._stream = stream if idle_timeout is None else IdleTimeoutStream(stream, idle_timeout)
         self._auth = auth
@@ -153,6 +161,8 @@ class RequestBody:
         self.md5_hex: str | None = None
         self.checksums: dict[str, str] = {}
         self.complete = False
+        self.store_checksum = True
+        self._checksum_headers = checksum_headers
 
         self._content_length = _parse_length(headers.get("content-length"), "Content-Length")
         self._decoded_length: int | None = None
@@ -206,12 +216,8 @@ class RequestBody:
     def _checksum_plan(self, headers: Mapping[str, str]) -> tuple[dict[str, bytes], list[str]]:
         """Checksums declared in headers (algorithm -> expected digest) and in the trailer."""
         declared: dict[str, bytes] = {}
-        for name in {k.lower() for k in headers}:
-            if name.startswith(HEADER_PREFIX) and name not in (
-                "x-amz-checksum-algorithm",
-                "x-amz-checksum-type",
-                "x-amz-checksum-mode",
-            ):
+        for name in {k.lower() for k in headers} if self._checksum_headers else ():
+            if name.startswith(HEADER_PREFIX) and name not in NOT_VALUES:
                 alg = name[len(HEADER_PREFIX) :]
                 value = headers.get(name)
                 assert value is not None
@@ -240,6 +246,27 @@ class RequestBody:
                 "allowed.",
             )
         return declared, trailer_algs
+
+    @property
+    def declared_algorithm(self) -> str | None:
+        """The algorithm the client declared (header, trailer or x-amz-sdk-checksum-algorithm)."""
+        return next(iter(self._hashers), None)
+
+    def require(self, algorithm: str) -> None:
+        """Also compute ``algorithm`` (before iterating): a FULL_OBJECT upload's part that
+        came without a checksum still needs its CRC for the combination."""
+        if self._used:
+            raise RuntimeError("require() must be called before the body is read")
+        self._hashers.setdefault(algorithm, new_checksum(algorithm))
+
+    @property
+    def stored_checksum(self) -> StoredChecksum | None:
+        """The FULL_OBJECT checksum of the body to record (None: none computed, not yet
+        verified, or ``store_checksum`` turned off)."""
+        if not (self.complete and self.store_checksum and self._hashers):
+            return None
+        alg, hasher = next(iter(self._hashers.items()))
+        return StoredChecksum(alg, hasher.b64())
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._used:

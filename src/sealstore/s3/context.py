@@ -113,13 +113,14 @@ class S3Request:
         """Return one request header (case-insensitive) or ``default``."""
         return self.http.headers.get(name, default)
 
-    def body(self) -> RequestBody:
+    def body(self, *, checksum_headers: bool = True) -> RequestBody:
         """Return the verified streaming body (decoded aws-chunked, checksums checked).
 
         Created once per request: iterating it yields plaintext chunks whose signatures and
         checksums have been verified; ``md5_hex``, ``size`` and ``checksums`` are valid after
         the iteration ends.  A client silent for ``body_idle_timeout`` seconds mid-body gets
-        ``RequestTimeout``.
+        ``RequestTimeout``. ``checksum_headers=False``: the ``x-amz-checksum-*`` headers are
+        not about the body (CompleteMultipartUpload); call it so before anything reads it.
         """
         if self._body is None:
             from sealstore.s3.body import RequestBody
@@ -129,6 +130,7 @@ class S3Request:
                 self.auth,
                 self.http.headers,
                 idle_timeout=self.ctx.settings.body_idle_timeout,
+                checksum_headers=checksum_headers,
             )
         return self._body
 

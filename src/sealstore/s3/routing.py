@@ -17,6 +17,7 @@ from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error
 from sealstore.s3.form_data import header_params
 from sealstore.s3.handlers import (
+    attributes,
     bucket,
     bucket_encryption,
     bucket_policy,
@@ -97,6 +98,7 @@ ROUTES: dict[str, Handler] = {
     "CopyObject": object_handlers.copy_object,
     "GetObject": object_handlers.get_object,
     "HeadObject": object_handlers.head_object,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "DeleteObject": object_handlers.delete_object,
     "CreateMultipartUpload": multipart.create_multipart_upload,
     "UploadPart": multipart.upload_part,
@@ -234,6 +236,8 @@ def _object_operation(method: str, subs: set[str]) -> str:
             return "GetObjectAcl"
         if subs == {"tagging"}:
             return "GetObjectTagging"
+        if subs == {"attributes"}:
+            return "GetObjectAttributes"
         if not subs or subs == {"partNumber"}:
             return "GetObject"
     elif method == "HEAD":

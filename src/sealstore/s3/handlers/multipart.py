@@ -14,13 +14,15 @@ order, which is also what the SSE read path needs (per-part keys, plaintext part
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from aiohttp import web
 
 from sealstore.objects.choice import CustomerKey
 from sealstore.objects.conditional import completed_from
-from sealstore.s3 import sse_headers
+from sealstore.objects.multipart_checksum import Completion
+from sealstore.s3 import checksums, sse_headers
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error, s3_error_for
 from sealstore.s3.handlers.delete_objects import read_xml_body
@@ -97,10 +99,12 @@ async def _get_upload(req: S3Request, bucket: str, key: str) -> st.UploadMeta:
 async def create_multipart_upload(req: S3Request) -> web.StreamResponse:
     """POST /bucket/key?uploads: same metadata rules and SSE precedence as PutObject."""
     bucket, key = _bucket_key(req)
-    attrs = with_request_tags(req, new_object(req))
+    choice = checksums.create_choice(req.headers)
+    attrs = dataclasses.replace(with_request_tags(req, new_object(req)), checksum=choice)
     requested = sse_headers.write_choice(req)
     upload = await req.ctx.objects.create_upload(bucket, key, attrs, sse=requested)
     req.response_headers.update(sse_headers.response_for(upload.meta.internal, requested))
+    req.response_headers.update(checksums.create_headers(choice))
     return req.xml_response(render_initiate(bucket, key, upload.upload_id))
 
 
@@ -125,6 +129,7 @@ async def upload_part(req: S3Request) -> web.StreamResponse:
     _check_content_length(req)
     upload = await _get_upload(req, bucket, key)
     body = req.body()
+    checksums.prepare_part(upload.meta.internal, body)
     part = await req.ctx.objects.put_part(
         upload, number, body, max_size=MAX_PART_SIZE, customer=customer
     )
@@ -156,7 +161,11 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
     req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal, customer))
     body = document(
         "CopyPartResult",
-        [tag("LastModified", iso8601(part.last_modified)), tag("ETag", f'"{part.etag}"')],
+        [
+            tag("LastModified", iso8601(part.last_modified)),
+            tag("ETag", f'"{part.etag}"'),
+            *checksums.part_xml(part.internal),
+        ],
     )
     return req.xml_response(body)
 
@@ -177,15 +186,18 @@ def _location(req: S3Request, bucket: str, key: str) -> str:
     return f"{scheme}://{host}/{bucket}/{s3_url_encode(key)}"
 
 
-async def _complete_parts(req: S3Request) -> list[CompletePart]:
-    """The body's part list; an empty body is MalformedXML there, as S3 answers."""
+async def _complete_parts(req: S3Request) -> tuple[list[CompletePart], bytes]:
+    """The body's part list and the body; an empty body is MalformedXML there, as S3 answers.
+    A Complete's ``x-amz-checksum-*`` headers describe the object, not this XML body, so the
+    body reader must not check them."""
+    req.body(checksum_headers=False)
     try:
         data = await read_xml_body(req)
     except S3Error as exc:
         if exc.code != "MissingRequestBodyError":
             raise
         raise MalformedXMLError("CompleteMultipartUpload needs a body") from None
-    return parse_complete_request(data)
+    return parse_complete_request(data), data
 
 
 async def _replayed(req: S3Request, bucket: str, key: str) -> web.StreamResponse:
@@ -193,7 +205,7 @@ async def _replayed(req: S3Request, bucket: str, key: str) -> web.StreamResponse
     succeeded (same upload id, same part list) with the same 200 result; NoSuchUpload else."""
     upload_id = req.query.get("uploadId", "")
     try:
-        parts = await _complete_parts(req)
+        parts, _ = await _complete_parts(req)
     except (S3Error, MalformedXMLError):
         parts = []
     listed = [(p.number, p.etag) for p in parts]
@@ -211,11 +223,14 @@ async def _complete_once(
     parts: list[tuple[int, str]],
     customer: CustomerKey | None,
     condition: WriteCondition | None,
+    checks: Completion | None,
 ) -> st.ObjectMeta:
     """Complete ``upload``; when a concurrent retry of this same Complete won the race (the
     upload vanished into an object made of these parts), its object is this one's result."""
     try:
-        return await req.ctx.objects.complete(upload, parts, customer, cond=condition)
+        return await req.ctx.objects.complete(
+            upload, parts, customer, cond=condition, checks=checks
+        )
     except st.NoSuchUpload:
         done = await completed_from(
             req.ctx.storage, upload.bucket, upload.key, upload.upload_id, parts
@@ -242,12 +257,15 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
         upload = await _get_upload(req, bucket, key)
     except st.NoSuchUpload:
         return await _replayed(req, bucket, key)
-    parts = await _complete_parts(req)
+    parts, data = await _complete_parts(req)
+    checks = checksums.completion(req.headers, data)
     # The completion is a task of its own so that a client hanging up mid-wait cannot
     # cancel it halfway (storage publishes atomically either way); keep a strong reference
     # until it ends, since the event loop only holds tasks weakly.
     task = asyncio.ensure_future(
-        _complete_once(req, upload, [(p.number, p.etag) for p in parts], customer, condition)
+        _complete_once(
+            req, upload, [(p.number, p.etag) for p in parts], customer, condition, checks
+        )
     )
     _RUNNING.add(task)
     task.add_done_callback(_finished)
@@ -256,7 +274,15 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     if done:
         obj = task.result()
         req.response_headers["ETag"] = f'"{obj.etag}"'
-        return req.xml_response(render_complete(_location(req, bucket, key), bucket, key, obj.etag))
+        return req.xml_response(
+            render_complete(
+                _location(req, bucket, key),
+                bucket,
+                key,
+                obj.etag,
+                checksums.object_xml(obj.internal),
+            )
+        )
     resp = web.StreamResponse(status=200)
     resp.content_type = "application/xml"
     await req.start_stream(resp)
@@ -279,7 +305,9 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
             err = S3Error("InternalError")
         body = err.to_xml(f"/{bucket}/{key}", req.request_id)
     else:
-        body = render_complete(_location(req, bucket, key), bucket, key, obj.etag)
+        body = render_complete(
+            _location(req, bucket, key), bucket, key, obj.etag, checksums.object_xml(obj.internal)
+        )
     await resp.write(body.split(b"\n", 1)[1] if body.startswith(b"<?xml") else body)
     await resp.write_eof()
     return resp

@@ -4,9 +4,10 @@ rendering of the result documents (pure: no I/O, unit-tested with plain values).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sealstore.s3 import checksums
 from sealstore.s3.context import iso8601
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.listing import owner_xml, s3_url_encode
@@ -90,8 +91,10 @@ def render_initiate(bucket: str, key: str, upload_id: str) -> bytes:
     )
 
 
-def render_complete(location: str, bucket: str, key: str, etag: str) -> bytes:
-    """``CompleteMultipartUploadResult``."""
+def render_complete(
+    location: str, bucket: str, key: str, etag: str, checksum_xml: Sequence[str] = ()
+) -> bytes:
+    """``CompleteMultipartUploadResult`` (``checksum_xml``: the object's checksum elements)."""
     return document(
         "CompleteMultipartUploadResult",
         [
@@ -99,6 +102,7 @@ def render_complete(location: str, bucket: str, key: str, etag: str) -> bytes:
             tag("Bucket", bucket),
             tag("Key", key),
             tag("ETag", f'"{etag}"'),
+            *checksum_xml,
         ],
     )
 
@@ -122,6 +126,7 @@ def render_list_parts(
                 tag("LastModified", iso8601(p.last_modified)),
                 tag("ETag", f'"{p.etag}"'),
                 tag("Size", p.size),
+                *checksums.part_xml(p.internal),
             ],
         )
         for p in parts
@@ -137,6 +142,7 @@ def render_list_parts(
         tag("NextPartNumberMarker", parts[-1].number if parts else marker),
         tag("MaxParts", max_parts),
         tag("IsTruncated", truncated),
+        *checksums.upload_xml(upload.meta.internal),
     ]
     return document("ListPartsResult", head + rows)
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from sealstore.objects.choice import CustomerKey
 from sealstore.objects.metadata import strip_internal
-from sealstore.s3 import sse_headers
+from sealstore.s3 import checksums, sse_headers
 from sealstore.s3.context import S3Request, http_date, iso8601
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers import tagging
@@ -62,6 +62,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     resp.headers["ETag"] = f'"{meta.etag}"'
     for name, value in (body.checksums or {}).items():
         resp.headers[name] = value
+    resp.headers.update(checksums.put_headers(body.stored_checksum))
     resp.headers.update(sse_headers.response_for(meta.internal, requested))
     return resp
 
@@ -134,6 +135,8 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     resp = web.StreamResponse(status=status)
     _object_headers(resp, meta, customer)
     resp.headers.update(overrides)
+    ranged = partial and part_number is None  # a Range: no stored checksum covers it
+    resp.headers.update(checksums.get_headers(req.headers, meta, part_number, ranged))
     if status == 206:
         end = rng.start + rng.length - 1
         resp.headers["Content-Range"] = f"bytes {rng.start}-{end}/{meta.size}"
@@ -181,12 +184,17 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     require_copy_source_conditions(req.headers, src)
     attrs = new_object(req) if directive == "REPLACE" else None
     attrs = tagging.copy_attributes(req, src, attrs, tag_directive)
+    algorithm = checksums.copy_algorithm(req.headers)
     stored = await objects.copy(
-        src, bucket, key, attrs=attrs, sse=requested, src_customer=src_customer
+        src, bucket, key, attrs=attrs, sse=requested, src_customer=src_customer, checksum=algorithm
     )
     body = document(
         "CopyObjectResult",
-        [tag("LastModified", iso8601(stored.last_modified)), tag("ETag", f'"{stored.etag}"')],
+        [
+            tag("LastModified", iso8601(stored.last_modified)),
+            tag("ETag", f'"{stored.etag}"'),
+            *checksums.object_xml(stored.internal),
+        ],
     )
     resp = req.xml_response(body)
     resp.headers.update(sse_headers.response_for(stored.internal, requested))
