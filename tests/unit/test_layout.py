@@ -47,7 +47,7 @@ BASE = cl.Layout(
 
 def test_tag_is_deterministic_and_versioned() -> None:
     sealed = cl.seal(OEK, BASE)
-    assert sealed.startswith("1:") and len(sealed) == 2 + 64
+    assert sealed.startswith("2:") and len(sealed) == 2 + 64
     assert cl.seal(OEK, BASE) == sealed
     assert cl.verify(OEK, BASE, sealed)
     assert not cl.verify(bytes(32), BASE, sealed)  # another object key
@@ -66,6 +66,7 @@ def test_tag_is_deterministic_and_versioned() -> None:
         {"streams": cl.streams_of([(2, 2 * PART), (1, PART), (3, 5)])},  # reordered
         {"streams": cl.streams_of([(1, PART), (2, 2 * PART), (4, 5)])},  # renumbered
         {"streams": cl.streams_of([(1, PART), (2, PART), (3, PART + 5)])},  # sizes moved
+        {"version_id": "0123456789abcdef0123456789abcdef"},  # another version's row
     ],
 )
 def test_every_bound_field_changes_the_tag(change: dict[str, Any]) -> None:
@@ -86,7 +87,16 @@ def test_final_package_sequence_is_bound() -> None:
     assert cl.Stream(1, PART + 1).packages == 2
 
 
-@pytest.mark.parametrize("bad", ["", "1", "2:" + "00" * 32, "1:zz", "1:" + "00" * 31])
+def test_format_1_tags_verify_only_as_the_null_version() -> None:
+    legacy = "1:" + cl.tag(OEK, BASE, cl.LEGACY_VERSION).hex()
+    assert cl.verify(OEK, BASE, legacy)  # written before versioning: still readable
+    assert not cl.verify(OEK, dataclasses.replace(BASE, version_id="0" * 32), legacy)
+    assert cl.seal(OEK, BASE) != legacy  # the null version is bound by name in format 2
+    versioned = dataclasses.replace(BASE, version_id="1" * 32)
+    assert not cl.verify(OEK, BASE, cl.seal(OEK, versioned))
+
+
+@pytest.mark.parametrize("bad", ["", "1", "3:" + "00" * 32, "1:zz", "1:" + "00" * 31])
 def test_malformed_or_unknown_version_is_an_error(bad: str) -> None:
     with pytest.raises(cl.LayoutError):
         cl.verify(OEK, BASE, bad)
@@ -229,7 +239,7 @@ def test_unknown_layout_version_is_refused(tmp_path: Path) -> None:
     async def fn(svc: ObjectService, store: FSBackend) -> None:
         await svc.put(BUCKET, "k", Body(b"abc"), ATTRS, sse=SSE_S3)
         meta = await svc.head(BUCKET, "k")
-        meta.internal[layout.META_LAYOUT] = "2:" + meta.internal[layout.META_LAYOUT][2:]
+        meta.internal[layout.META_LAYOUT] = "3:" + meta.internal[layout.META_LAYOUT][2:]
         with pytest.raises(ObjectIntegrityError, match="version"):
             await svc.open(meta, 0, 3)
 

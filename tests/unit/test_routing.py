@@ -101,6 +101,8 @@ EXPECTED: dict[tuple[str, str, tuple[str, ...]], str] = {
     ("DELETE", "bucket", ()): "DeleteBucket",
     ("DELETE", "bucket", ("encryption",)): "DeleteBucketEncryption",
     ("POST", "bucket", ("delete",)): "DeleteObjects",
+    ("GET", "bucket", ("versions",)): "ListObjectVersions",
+    ("PUT", "bucket", ("versioning",)): "PutBucketVersioning",
     ("PUT", "object", ()): "PutObject",
     ("PUT", "object", ("partNumber", "uploadId")): "UploadPart",
     ("GET", "object", ()): "GetObject",

@@ -15,7 +15,11 @@ included, is exactly the one written: not an earlier upload of the same part und
 part key; empty for parts uploaded before nonces were recorded). Whoever can change the
 index cannot recompute it without the OEK, which only the KMS can unseal.
 
-The encoding is length-prefixed and versioned; the value stored is ``"1:" + hex(tag)``.
+The encoding is length-prefixed and versioned; the value stored is ``"2:" + hex(tag)``.
+Format 2 also binds the S3 version id (``null`` for the null version), so swapping two
+versions' index rows (all sealed for the same path) is detected as well. Format 1 values
+(objects written before versioning, always null versions) still verify, but only for a
+null version: a format-1 tag on a row claiming another version id is a mismatch.
 Pure functions, no I/O, like the rest of `crypto/`.
 """
 
@@ -29,7 +33,9 @@ from dataclasses import dataclass
 
 from sealstore.crypto.dare import PAYLOAD_SIZE
 
-VERSION = "1"
+VERSION = "2"
+LEGACY_VERSION = "1"  # no version id bound: valid only for the null version
+NULL_VERSION = "null"
 _KEY_LABEL = b"sealstore object layout v1"
 _MAGIC = b"sealstore-layout\x00"
 SINGLE_PART = 0  # the part number recorded for a single-part object's only stream
@@ -56,7 +62,8 @@ class Stream:
 
 @dataclass(frozen=True)
 class Layout:
-    """What the tag binds: exact bucket and key, plaintext size, ETag, streams in order."""
+    """What the tag binds: exact bucket and key, plaintext size, ETag, streams in order, and
+    (format 2) the version id (None: the null version)."""
 
     bucket: str
     key: str
@@ -64,6 +71,7 @@ class Layout:
     etag: str
     multipart: bool
     streams: tuple[Stream, ...]
+    version_id: str | None = None
 
 
 def layout_key(oek: bytes) -> bytes:
@@ -77,11 +85,12 @@ def _field(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def encode(layout: Layout) -> bytes:
-    """Canonical bytes of ``layout`` (every variable field length-prefixed, integers BE)."""
+def encode(layout: Layout, version: str = VERSION) -> bytes:
+    """Canonical bytes of ``layout`` (every variable field length-prefixed, integers BE);
+    format 1 (``version="1"``) leaves out the version id."""
     out = [
         _MAGIC,
-        _field(VERSION.encode()),
+        _field(version.encode()),
         _field(layout.bucket.encode("utf-8", "surrogateescape")),
         _field(layout.key.encode("utf-8", "surrogateescape")),
         struct.pack(">Q", layout.size),
@@ -91,12 +100,14 @@ def encode(layout: Layout) -> bytes:
     out.extend(
         struct.pack(">IQQ", s.number, s.size, s.packages) + _field(s.nonce) for s in layout.streams
     )
+    if version != LEGACY_VERSION:
+        out.append(_field((layout.version_id or NULL_VERSION).encode("utf-8", "surrogateescape")))
     return b"".join(out)
 
 
-def tag(oek: bytes, layout: Layout) -> bytes:
+def tag(oek: bytes, layout: Layout, version: str = VERSION) -> bytes:
     """The 32-byte layout tag."""
-    return hmac.new(layout_key(oek), encode(layout), hashlib.sha256).digest()
+    return hmac.new(layout_key(oek), encode(layout, version), hashlib.sha256).digest()
 
 
 def seal(oek: bytes, layout: Layout) -> str:
@@ -107,19 +118,22 @@ def seal(oek: bytes, layout: Layout) -> str:
 def verify(oek: bytes, layout: Layout, stored: str) -> bool:
     """True when ``stored`` (a `seal` value) authenticates ``layout``; constant-time compare.
 
-    LayoutError for a value that is not ``"1:"`` followed by 64 hex digits (an unknown
-    version is an error, not a pass: a newer writer's binding must not be silently skipped).
+    LayoutError for a value that is not ``"2:"`` or ``"1:"`` followed by 64 hex digits (an
+    unknown version is an error, not a pass: a newer writer's binding must not be silently
+    skipped). A format-1 value authenticates only a null version (it bound no version id).
     """
     version, sep, hex_tag = stored.partition(":")
-    if not sep or version != VERSION:
+    if not sep or version not in (VERSION, LEGACY_VERSION):
         raise LayoutError(f"unknown object layout version {version!r}")
+    if version == LEGACY_VERSION and layout.version_id is not None:
+        return False
     try:
         expected = bytes.fromhex(hex_tag)
     except ValueError:
         raise LayoutError("object layout tag is not hex") from None
     if len(expected) != 32:
         raise LayoutError("object layout tag has the wrong length")
-    return hmac.compare_digest(expected, tag(oek, layout))
+    return hmac.compare_digest(expected, tag(oek, layout, version))
 
 
 def streams_of(sizes: Sequence[tuple[int, int]]) -> tuple[Stream, ...]:

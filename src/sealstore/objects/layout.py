@@ -96,6 +96,7 @@ def describe(meta: ObjectMeta) -> cl.Layout:
         etag=meta.etag,
         multipart=bool(meta.parts),
         streams=streams,
+        version_id=meta.version_id,
     )
 
 

@@ -16,7 +16,6 @@ for those directly (``AppContext.storage``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -36,16 +35,18 @@ from sealstore.objects.choice import (
 )
 from sealstore.objects.errors import (
     BadDigest,
-    EntityTooLarge,
     InternalError,
     InvalidRequest,
     KMSNotConfigured,
     NotSupported,
 )
 from sealstore.objects.reading import plaintext
+from sealstore.objects.streams import bounded as _bounded
+from sealstore.objects.streams import hashed as _hashed
+from sealstore.objects.versions import readable, version_for
 from sealstore.storage.base import (
+    DeleteResult,
     NoSuchBucket,
-    NoSuchKey,
     ObjectMeta,
     PartMeta,
     UploadMeta,
@@ -98,23 +99,6 @@ async def _fill(
         if chunk:
             await writer.write(chunk)
     return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
-
-
-async def _hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
-    """Pass chunks through, adding them to ``md5`` (a copy's ETag is its plaintext MD5)."""
-    async for chunk in source:
-        md5.update(chunk)
-        yield chunk
-
-
-async def _bounded(source: HashedBody, limit: int) -> AsyncIterator[bytes]:
-    """Pass body chunks through, failing with EntityTooLarge once ``limit`` is exceeded."""
-    seen = 0
-    async for chunk in source:
-        seen += len(chunk)
-        if seen > limit:
-            raise EntityTooLarge(f"A part may be at most {limit} bytes")
-        yield chunk
 
 
 def _require_supported(meta: ObjectMeta, message: str) -> None:
@@ -214,6 +198,7 @@ class ObjectService:
         md5_hex: str,
         oek: bytes | None,
         internal: dict[str, str],
+        version_id: str | None = None,
     ) -> ObjectMeta:
         if oek is not None:
             internal[md.META_SEALED_ETAG] = sealing.seal_etag_hex(oek, md5_hex)
@@ -227,6 +212,7 @@ class ObjectService:
             user_meta=dict(attrs.user_meta),
             headers=dict(attrs.headers),
             internal=internal,
+            version_id=version_id,
         )
         if oek is not None:
             internal[layout.META_LAYOUT] = layout.seal_layout(meta, oek)
@@ -251,7 +237,8 @@ class ObjectService:
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
-            meta = self._new_meta(bucket, key, attrs, writer.accepted, md5_hex, oek, internal)
+            vid = version_for(writer.versioning)
+            meta = self._new_meta(bucket, key, attrs, writer.accepted, md5_hex, oek, internal, vid)
             return await writer.commit(meta)
 
     async def copy(
@@ -271,6 +258,7 @@ class ObjectService:
         src_encrypted = md.is_encrypted(src.internal)
         if (
             (src.bucket, src.key) == (bucket, key)
+            and src.is_latest
             and attrs is None
             and sse is None
             and not (self.auto_encryption and not src_encrypted)
@@ -286,14 +274,19 @@ class ObjectService:
             md5 = hashlib.md5(usedforsecurity=False)
             source = plaintext(self.store, src, src_oek, 0, src.size)
             internal.update(await _fill(writer, dst_oek, _hashed(source, md5)))
+            vid = version_for(writer.versioning)
+            md5_hex = md5.hexdigest()
             meta = self._new_meta(
-                bucket, key, attrs, writer.accepted, md5.hexdigest(), dst_oek, internal
+                bucket, key, attrs, writer.accepted, md5_hex, dst_oek, internal, vid
             )
             return await writer.commit(meta)
 
-    async def head(self, bucket: str, key: str) -> ObjectMeta:
-        """The object's metadata (no KMS call), or NoSuchKey."""
-        return await self.store.head(bucket, key)
+    async def head(
+        self, bucket: str, key: str, version_id: str | None = None, *, copy_source: bool = False
+    ) -> ObjectMeta:
+        """The current object's (or the named version's) metadata, no KMS call; a delete
+        marker is refused as S3 does (`versions.readable`)."""
+        return readable(await self.store.head(bucket, key, version_id), copy_source=copy_source)
 
     @staticmethod
     def require_readable(meta: ObjectMeta) -> None:
@@ -311,10 +304,9 @@ class ObjectService:
         self.require_readable(meta)
         return plaintext(self.store, meta, await self._open_verified(meta), offset, length)
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Remove the object; an absent key is not an error (S3 semantics)."""
-        with contextlib.suppress(NoSuchKey):
-            await self.store.delete(bucket, key)
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        """S3 DeleteObject (see `Store.delete`): an absent key or version is not an error."""
+        return await self.store.delete(bucket, key, version_id)
 
     async def create_upload(
         self, bucket: str, key: str, attrs: NewObject, *, sse: SSEChoice | None
@@ -386,6 +378,7 @@ class ObjectService:
         meta = replace(
             upload.meta, etag=etag, parts=[], files=[], internal=dict(upload.meta.internal)
         )
+        meta.version_id = version_for(await self.store.get_versioning(upload.bucket))
         oek = await self._open_key(upload.meta) if _is_encrypted_upload(upload) else None
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)

@@ -21,6 +21,7 @@ from sealstore.s3.handlers import (
     delete_objects,
     listing,
     multipart,
+    versions,
 )
 from sealstore.s3.handlers import object as object_handlers
 
@@ -74,7 +75,9 @@ ROUTES: dict[str, Handler] = {
     "HeadBucket": bucket.head_bucket,
     "DeleteBucket": bucket.delete_bucket,
     "GetBucketLocation": bucket.get_bucket_location,
-    "GetBucketVersioning": bucket.get_bucket_versioning,
+    "GetBucketVersioning": versions.get_bucket_versioning,
+    "PutBucketVersioning": versions.put_bucket_versioning,
+    "ListObjectVersions": versions.list_object_versions,
     "GetBucketAcl": bucket.get_bucket_acl,
     "GetObjectAcl": bucket.get_object_acl,
     "ListObjectsV1": listing.list_objects_v1,
@@ -161,6 +164,7 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("encryption", "GetBucketEncryption"),
             ("uploads", "ListMultipartUploads"),
             ("versioning", "GetBucketVersioning"),
+            ("versions", "ListObjectVersions"),
             ("acl", "GetBucketAcl"),
         ):
             if sub in subs:
@@ -172,6 +176,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
     elif method == "PUT":
         if subs == {"encryption"}:
             return "PutBucketEncryption"
+        if subs == {"versioning"}:
+            return "PutBucketVersioning"
         if not subs:
             return "CreateBucket"
     elif method == "HEAD":

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from sealstore.storage.base import ObjectMeta, PartMeta, StorageError, UploadMeta
+from sealstore.storage.base import ObjectMeta, PartMeta, StorageError, UploadMeta, Versioning
 from sealstore.storage.contract import Buffer, WriteTransform
 from sealstore.storage.files import BlobWriter
 from sealstore.storage.index import Index
@@ -142,11 +142,14 @@ class FSObjectWriter(_BlobSession):
         bucket: str,
         key: str,
         raw: bytes,
+        *,
+        versioning: Versioning = Versioning.UNVERSIONED,
     ) -> None:
         super().__init__(run, change, index, blob)
         self.bucket = bucket
         self.key = key
         self._raw = raw
+        self.versioning = versioning
 
     async def commit(self, meta: ObjectMeta) -> ObjectMeta:
         """fsync + rename + publish; replaces any existing object. Returns the stored meta
@@ -165,6 +168,7 @@ class FSObjectWriter(_BlobSession):
             internal=dict(meta.internal),
             parts=[],
             files=[blob.file_id],
+            version_id=meta.version_id,
         )
 
         def register() -> None:

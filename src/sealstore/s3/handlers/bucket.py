@@ -1,6 +1,6 @@
 """Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation,
-GetBucketVersioning (always unversioned: this server keeps one version per key), and the
-read-only ACL answers (single owner, FULL_CONTROL) that some clients ask for.
+and the read-only ACL answers (single owner, FULL_CONTROL) that some clients ask for.
+(Versioning lives in `versions.py`.)
 """
 
 from __future__ import annotations
@@ -104,14 +104,6 @@ async def get_bucket_location(req: S3Request) -> web.StreamResponse:
     region = req.ctx.settings.region
     body = document("LocationConstraint", "" if region == "us-east-1" else _escape(region))
     return req.xml_response(body)
-
-
-async def get_bucket_versioning(req: S3Request) -> web.StreamResponse:
-    """GET /bucket?versioning: never enabled here, so an empty configuration."""
-    bucket = _bucket(req)
-    if not await req.ctx.storage.bucket_exists(bucket):
-        raise S3Error("NoSuchBucket", resource=bucket)
-    return req.xml_response(document("VersioningConfiguration", ""))
 
 
 def _escape(text: str) -> str:

@@ -26,8 +26,8 @@ from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.object_request import (
     DEFAULT_CONTENT_TYPE,
     content_md5,
+    copy_source_version,
     new_object,
-    parse_copy_source,
     require_key,
     response_overrides,
 )
@@ -38,6 +38,7 @@ from sealstore.s3.handlers.preconditions import (
     part_range,
     require_copy_source_conditions,
 )
+from sealstore.s3.handlers.versions import delete_headers, requested_version, version_headers
 from sealstore.s3.xml import document, tag
 from sealstore.storage.base import ObjectMeta
 
@@ -60,6 +61,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
     for name, value in (body.checksums or {}).items():
         resp.headers[name] = value
     resp.headers.update(sse_headers.sse_response_headers(meta.internal))
+    resp.headers.update(version_headers(meta))
     return resp
 
 
@@ -111,7 +113,8 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     sse_headers.reject_sse_on_read(req.headers)
     overrides = response_overrides(req)
     objects = req.ctx.objects
-    meta = await objects.head(bucket, key)
+    version = requested_version(req)
+    meta = await objects.head(bucket, key, version)
     cond = check_conditions(req.headers, meta)
     if cond is not None:
         return _not_modified(req, meta, cond)
@@ -126,6 +129,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     status = 206 if partial and (part_number is None or meta.parts) else 200
     resp = web.StreamResponse(status=status)
     _object_headers(resp, meta)
+    resp.headers.update(version_headers(meta, version))
     resp.headers.update(overrides)
     if status == 206:
         end = rng.start + rng.length - 1
@@ -150,10 +154,13 @@ async def head_object(req: S3Request) -> web.StreamResponse:
 
 
 async def delete_object(req: S3Request) -> web.StreamResponse:
-    """DELETE /bucket/key: 204 whether or not the key existed (S3 semantics)."""
+    """DELETE /bucket/key[?versionId]: 204 whether or not the key existed (S3 semantics);
+    a versioned bucket answers with the marker written or the version removed."""
     bucket, key = require_key(req)
-    await req.ctx.objects.delete(bucket, key)
-    return req.make_response(204)
+    result = await req.ctx.objects.delete(bucket, key, requested_version(req))
+    resp = req.make_response(204)
+    resp.headers.update(delete_headers(result))
+    return resp
 
 
 # ----------------------------------------------------------------------------- CopyObject
@@ -164,12 +171,12 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     bucket, key = require_key(req)
     sse_headers.reject_ssec(req.headers)
     sse_headers.reject_ssec(req.headers, copy_source=True)
-    src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
+    src_bucket, src_key, src_version = copy_source_version(req.header("x-amz-copy-source") or "")
     directive = (req.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.")
     objects = req.ctx.objects
-    src = await objects.head(src_bucket, src_key)
+    src = await objects.head(src_bucket, src_key, src_version, copy_source=True)
     require_copy_source_conditions(req.headers, src)
     requested = sse_headers.requested_sse(req.headers)
     attrs = new_object(req) if directive == "REPLACE" else None
@@ -180,4 +187,7 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     )
     resp = req.xml_response(body)
     resp.headers.update(sse_headers.sse_response_headers(stored.internal))
+    resp.headers.update(version_headers(stored))
+    if src.version_id is not None or src_version is not None:
+        resp.headers["x-amz-copy-source-version-id"] = src.version_label
     return resp
