@@ -169,6 +169,8 @@ def test_enabled_versions_markers_and_copies(s3) -> None:
     old = s3.get_object(Bucket="ver", Key="k", VersionId=id1)
     assert old["Body"].read() == b"one" and old["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket="ver", Key="k", VersionId="null")["Body"].read() == b"null version"
+    acl = s3.get_object_acl(Bucket="ver", Key="k", VersionId=id1)
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
 
     copied = s3.copy_object(
         Bucket="ver", Key="restored", CopySource={"Bucket": "ver", "Key": "k", "VersionId": id1}

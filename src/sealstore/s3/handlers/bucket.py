@@ -9,6 +9,7 @@ from aiohttp import web
 
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
+from sealstore.s3.handlers.versions import requested_version
 from sealstore.s3.xml import child_text, document, parse, tag, wrap
 from sealstore.storage.base import validate_bucket_name
 
@@ -131,9 +132,9 @@ async def get_bucket_acl(req: S3Request) -> web.StreamResponse:
 
 
 async def get_object_acl(req: S3Request) -> web.StreamResponse:
-    """GET /bucket/key?acl: same fixed policy, for an existing object."""
+    """GET /bucket/key?acl[&versionId]: same fixed policy, for an existing object version."""
     bucket = _bucket(req)
     if req.key is None:
         raise S3Error("InvalidRequest", "An object key is required for this operation")
-    await req.ctx.storage.head(bucket, req.key)
+    await req.ctx.objects.head(bucket, req.key, requested_version(req))
     return req.xml_response(_acl_document(req))
