@@ -2,7 +2,8 @@
 line, see `backends.StoreSite.to_json`) and writes until the parent SIGKILLs it.
 
 Usage (repo root on PYTHONPATH): ``python -m tests.contract.crash_child MODE FIRST_GEN``
-with MODE one of `crash_plan.MODES`, or ``commit-then-die`` / ``uncommitted-then-die``
+with MODE one of `crash_plan.MODES`, ``versions`` (a versioned bucket: every generation a new
+version, every third followed by a delete marker), or ``commit-then-die`` / ``uncommitted-then-die``
 (deterministic: the child kills itself right after committing, or while holding uncommitted
 data). It prints ``opening`` before it opens the store, ``ready`` once it is open, then
 ``begin G`` / ``committed G`` around every operation (flushed, so the parent knows what the
@@ -17,7 +18,7 @@ import os
 import signal
 import sys
 
-from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta
+from sealstore.storage.base import BucketAlreadyOwnedByYou, ObjectMeta, Versioning, new_version_id
 from sealstore.storage.contract import Store
 from tests.contract.backends import StoreSite
 from tests.contract.crash_plan import (
@@ -41,6 +42,27 @@ async def replace(store: Store, gen: int) -> None:
     await put(
         store, BUCKET, KEY, data, step=CHUNK, user_meta={"gen": str(gen), "sha256": sha256hex(data)}
     )
+
+
+async def new_version(store: Store, gen: int) -> None:
+    """A new version of KEY (its id chosen as the object service does), then every third
+    generation a delete marker on top of it."""
+    data = single_data(gen)
+    meta = ObjectMeta(
+        BUCKET,
+        KEY,
+        size=len(data),
+        etag=md5hex(data),
+        user_meta={"gen": str(gen), "sha256": sha256hex(data)},
+        version_id=new_version_id(),
+    )
+    async with await store.new_writer(BUCKET, KEY) as writer:
+        for pos in range(0, len(data), CHUNK):
+            await writer.write(data[pos : pos + CHUNK])
+        await writer.commit(meta)
+    say(f"committed {gen}")
+    if gen % 3 == 0:
+        await store.delete(BUCKET, KEY)
 
 
 async def multipart(store: Store, mode: str, gen: int) -> None:
@@ -88,8 +110,14 @@ async def main(mode: str, gen: int) -> None:
         say("ready")
         if mode in ("commit-then-die", "uncommitted-then-die"):
             await die_after(store, committed=mode == "commit-then-die")
+        if mode == "versions":
+            await store.put_versioning(BUCKET, Versioning.ENABLED)
         while True:
             say(f"begin {gen}")
+            if mode == "versions":
+                await new_version(store, gen)
+                gen += 1
+                continue
             if mode == "replace":
                 await replace(store, gen)
             else:

@@ -47,7 +47,7 @@ BASE = cl.Layout(
 
 def test_tag_is_deterministic_and_versioned() -> None:
     sealed = cl.seal(OEK, BASE)
-    assert sealed.startswith("1:") and len(sealed) == 2 + 64
+    assert sealed.startswith("2:") and len(sealed) == 2 + 64
     assert cl.seal(OEK, BASE) == sealed
     assert cl.verify(OEK, BASE, sealed)
     assert not cl.verify(bytes(32), BASE, sealed)  # another object key
@@ -66,6 +66,7 @@ def test_tag_is_deterministic_and_versioned() -> None:
         {"streams": cl.streams_of([(2, 2 * PART), (1, PART), (3, 5)])},  # reordered
         {"streams": cl.streams_of([(1, PART), (2, 2 * PART), (4, 5)])},  # renumbered
         {"streams": cl.streams_of([(1, PART), (2, PART), (3, PART + 5)])},  # sizes moved
+        {"version_id": "0123456789abcdef0123456789abcdef"},  # another version's row
     ],
 )
 def test_every_bound_field_changes_the_tag(change: dict[str, Any]) -> None:
@@ -84,6 +85,15 @@ def test_final_package_sequence_is_bound() -> None:
     assert cl.Stream(1, 1).packages == 1
     assert cl.Stream(1, PART).packages == 1
     assert cl.Stream(1, PART + 1).packages == 2
+
+
+def test_format_1_tags_verify_only_as_the_null_version() -> None:
+    legacy = "1:" + cl.tag(OEK, BASE, cl.LEGACY_VERSION).hex()
+    assert cl.verify(OEK, BASE, legacy)  # written before versioning: still readable
+    assert not cl.verify(OEK, dataclasses.replace(BASE, version_id="0" * 32), legacy)
+    assert cl.seal(OEK, BASE) != legacy  # the null version is bound by name in format 2
+    versioned = dataclasses.replace(BASE, version_id="1" * 32)
+    assert not cl.verify(OEK, BASE, cl.seal(OEK, versioned))
 
 
 @pytest.mark.parametrize("bad", ["", "1", "3:" + "00" * 32, "1:zz", "1:" + "00" * 31])

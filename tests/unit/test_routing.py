@@ -108,6 +108,8 @@ EXPECTED: dict[tuple[str, str, tuple[str, ...]], str] = {
     ("DELETE", "bucket", ("encryption",)): "DeleteBucketEncryption",
     ("POST", "bucket", ("delete",)): "DeleteObjects",
     ("POST", "bucket", ()): "PostObject",
+    ("GET", "bucket", ("versions",)): "ListObjectVersions",
+    ("PUT", "bucket", ("versioning",)): "PutBucketVersioning",
     ("PUT", "object", ()): "PutObject",
     ("PUT", "object", ("partNumber", "uploadId")): "UploadPart",
     ("GET", "object", ()): "GetObject",

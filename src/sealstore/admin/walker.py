@@ -5,9 +5,13 @@ the bucket's pending uploads), bounded concurrency (``concurrency`` items in fli
 (`RateLimiter`), retries of KMS outages, the checkpoint, progress, the audit log and the
 metrics. A job only says what to do with one item (:class:`Job`).
 
+Every version of an object is an item (`Store.list_versions`, delete markers skipped): each
+is sealed under its own key, so a rewrap or KMS migration that skipped noncurrent versions
+would leave them unreadable once the old KMS key is gone.
+
 Resume: with items finishing out of order, the checkpoint records per bucket the highest
-key below which *every* object is done (a low-water mark), so a kill -9 at any moment loses
-at most the work in flight, which a rerun redoes (every job is idempotent per object).
+key at and below which *every* version is done (a low-water mark), so a kill -9 at any moment
+loses at most the work in flight, which a rerun redoes (every job is idempotent per object).
 Objects written while the job runs are walked if they sort after the listing position and
 otherwise were written by the live server with current keys anyway.
 """
@@ -80,10 +84,18 @@ class WalkOptions:
 class _Tracker:
     """Low-water mark of one bucket's objects (see the module docstring)."""
 
-    pending: dict[str, bool] = field(default_factory=dict)
+    pending: dict[tuple[str, str], bool] = field(default_factory=dict)  # (key, version)
     listed: bool = False
+    last_key: str | None = None  # the key of the newest item produced
     uploads_pending: int = 0
     uploads_listed: bool = False
+
+
+def _item_name(kind: str, item: Any) -> str:
+    """How reports and the audit log name an item."""
+    if kind != "object":
+        return f"{item.key} (upload {item.upload_id})"
+    return item.key if item.version_id is None else f"{item.key} (version {item.version_id})"
 
 
 class Walker:
@@ -122,16 +134,23 @@ class Walker:
         return names
 
     async def _objects(self, bucket: str, after: str) -> AsyncIterator[ObjectMeta]:
-        marker = after
+        """Every version (markers have no data or key: skipped) of keys after ``after``."""
+        key_marker, version_marker = after, ""
         while True:
-            page = await self.store.list_objects(
-                bucket, prefix=self.opts.prefix, start_after=marker, max_keys=PAGE
+            page = await self.store.list_versions(
+                bucket,
+                prefix=self.opts.prefix,
+                key_marker=key_marker,
+                version_id_marker=version_marker,
+                max_keys=PAGE,
             )
-            for meta in page.objects:
-                yield meta
-            if not page.is_truncated or not page.objects:
+            for meta in page.versions:
+                if not meta.is_delete_marker:
+                    yield meta
+            if not page.is_truncated or not page.next_key_marker:
                 return
-            marker = page.objects[-1].key
+            key_marker = page.next_key_marker
+            version_marker = page.next_version_id_marker or ""
 
     async def _uploads(self, bucket: str) -> AsyncIterator[UploadMeta]:
         key_marker, id_marker = "", ""
@@ -169,7 +188,8 @@ class Walker:
             tracker = self._trackers.setdefault(bucket, _Tracker())
             if not state.objects_done:
                 async for meta in self._objects(bucket, state.after):
-                    tracker.pending[meta.key] = False
+                    tracker.pending[(meta.key, meta.version_label)] = False
+                    tracker.last_key = meta.key
                     await queue.put(("object", meta))
             tracker.listed = True
             if not state.uploads_done:
@@ -181,17 +201,24 @@ class Walker:
         for _ in range(self.opts.concurrency):
             await queue.put(None)
 
-    def _settle(self, bucket: str, done_key: str | None = None) -> None:
-        """Advance the bucket's low-water mark and done flags after an item finished."""
+    def _settle(self, bucket: str, done: tuple[str, str] | None = None) -> None:
+        """Advance the bucket's low-water mark and done flags after an item finished: past a
+        key only once all its versions are done (none pending, a later key produced, or the
+        listing finished), since a resume continues after every version of that key."""
         tracker, state = self._trackers[bucket], self.checkpoint.bucket(bucket)
-        if done_key is not None:
-            tracker.pending[done_key] = True
+        if done is not None:
+            tracker.pending[done] = True
         while tracker.pending:
             first = next(iter(tracker.pending))
             if not tracker.pending[first]:
                 break
             del tracker.pending[first]
-            state.after = first
+            following = next(iter(tracker.pending), None)
+            if following is not None and following[0] == first[0]:
+                continue
+            if following is None and not tracker.listed and tracker.last_key == first[0]:
+                continue
+            state.after = first[0]
         if tracker.listed and not tracker.pending:
             state.objects_done = True
         if tracker.uploads_listed and tracker.uploads_pending == 0:
@@ -223,10 +250,10 @@ class Walker:
             kind, item = entry
             outcome = await self._attempt(kind, item)
             size = item.size if kind == "object" else 0
-            name = item.key if kind == "object" else f"{item.key} (upload {item.upload_id})"
+            name = _item_name(kind, item)
             self._record(item.bucket, name, outcome, size)
             if kind == "object":
-                self._settle(item.bucket, item.key)
+                self._settle(item.bucket, (item.key, item.version_label))
             else:
                 self._trackers[item.bucket].uploads_pending -= 1
                 self._settle(item.bucket)

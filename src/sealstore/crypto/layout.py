@@ -15,13 +15,14 @@ included, is exactly the one written: not an earlier upload of the same part und
 part key; empty for parts uploaded before nonces were recorded). Whoever can change the
 index cannot recompute it without the OEK, which only the KMS can unseal.
 
-The encoding is length-prefixed and versioned; the value stored is ``"1:" + hex(tag)``.
-Version 2 also binds the object's flexible checksum entry and each stream's (what
-GetObjectAttributes, GET/HEAD with checksum mode and ListParts report), so an edited checksum
-fails like an edited size. It is used only when some checksum is present, so layouts without
-one encode exactly as before and objects sealed earlier keep verifying; a version-1 tag never
-authenticates a layout that has a checksum. Pure functions, no I/O, like the rest of
-`crypto/`.
+The encoding is length-prefixed and versioned; the value stored is ``"2:" + hex(tag)``.
+Format 2 also binds the S3 version id (``null`` for the null version), so swapping two
+versions' index rows (all sealed for the same path) is detected as well, and the flexible
+checksum entries, the object's and each stream's (what GetObjectAttributes, GET/HEAD with
+checksum mode and ListParts report), so an edited checksum fails like an edited size.
+Format 1 values (objects written before versioning and checksums) still verify, but only for
+a null version without checksums: a format-1 tag never authenticates a row claiming another
+version id or carrying a checksum. Pure functions, no I/O, like the rest of `crypto/`.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from dataclasses import dataclass
 
 from sealstore.crypto.dare import PAYLOAD_SIZE
 
-VERSION = "1"
-VERSION_CHECKSUMS = "2"  # version 1 plus the object's and each stream's checksum entry
+VERSION = "2"
+LEGACY_VERSION = "1"  # no version id bound: valid only for the null version
+NULL_VERSION = "null"
 _KEY_LABEL = b"sealstore object layout v1"
 _MAGIC = b"sealstore-layout\x00"
 SINGLE_PART = 0  # the part number recorded for a single-part object's only stream
@@ -63,7 +65,8 @@ class Stream:
 
 @dataclass(frozen=True)
 class Layout:
-    """What the tag binds: exact bucket and key, plaintext size, ETag, streams in order."""
+    """What the tag binds: exact bucket and key, plaintext size, ETag, streams in order, and
+    (format 2) the version id (None: the null version)."""
 
     bucket: str
     key: str
@@ -71,6 +74,7 @@ class Layout:
     etag: str
     multipart: bool
     streams: tuple[Stream, ...]
+    version_id: str | None = None
     checksum: str = ""  # the object's checksum entry ("" for none)
 
 
@@ -85,17 +89,10 @@ def _field(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def version_of(layout: Layout) -> str:
-    """The encoding version a new tag of ``layout`` uses (2 only when a checksum is bound)."""
-    if layout.checksum or any(s.checksum for s in layout.streams):
-        return VERSION_CHECKSUMS
-    return VERSION
-
-
-def encode(layout: Layout, version: str | None = None) -> bytes:
-    """Canonical bytes of ``layout`` (every variable field length-prefixed, integers BE)."""
-    version = version or version_of(layout)
-    extended = version == VERSION_CHECKSUMS
+def encode(layout: Layout, version: str = VERSION) -> bytes:
+    """Canonical bytes of ``layout`` (every variable field length-prefixed, integers BE);
+    format 1 (``version="1"``) leaves out the version id and the checksums."""
+    legacy = version == LEGACY_VERSION
     out = [
         _MAGIC,
         _field(version.encode()),
@@ -108,42 +105,46 @@ def encode(layout: Layout, version: str | None = None) -> bytes:
     out.extend(
         struct.pack(">IQQ", s.number, s.size, s.packages)
         + _field(s.nonce)
-        + (_field(s.checksum.encode()) if extended else b"")
+        + (b"" if legacy else _field(s.checksum.encode()))
         for s in layout.streams
     )
-    if extended:
+    if not legacy:
+        out.append(_field((layout.version_id or NULL_VERSION).encode("utf-8", "surrogateescape")))
         out.append(_field(layout.checksum.encode()))
     return b"".join(out)
 
 
-def tag(oek: bytes, layout: Layout, version: str | None = None) -> bytes:
+def tag(oek: bytes, layout: Layout, version: str = VERSION) -> bytes:
     """The 32-byte layout tag."""
     return hmac.new(layout_key(oek), encode(layout, version), hashlib.sha256).digest()
 
 
 def seal(oek: bytes, layout: Layout) -> str:
     """The stored entry value for ``layout``: ``"<version>:<hex tag>"``."""
-    version = version_of(layout)
-    return f"{version}:{tag(oek, layout, version).hex()}"
+    return f"{VERSION}:{tag(oek, layout).hex()}"
 
 
 def verify(oek: bytes, layout: Layout, stored: str) -> bool:
     """True when ``stored`` (a `seal` value) authenticates ``layout``; constant-time compare.
 
-    LayoutError for a value that is not ``"1:"`` followed by 64 hex digits (an unknown
-    version is an error, not a pass: a newer writer's binding must not be silently skipped).
+    LayoutError for a value that is not ``"2:"`` or ``"1:"`` followed by 64 hex digits (an
+    unknown version is an error, not a pass: a newer writer's binding must not be silently
+    skipped). A format-1 value authenticates only a null version without checksums (it
+    bound neither).
     """
     version, sep, hex_tag = stored.partition(":")
-    if not sep or version not in (VERSION, VERSION_CHECKSUMS):
+    if not sep or version not in (VERSION, LEGACY_VERSION):
         raise LayoutError(f"unknown object layout version {version!r}")
+    if version == LEGACY_VERSION and (
+        layout.version_id is not None or layout.checksum or any(s.checksum for s in layout.streams)
+    ):
+        return False
     try:
         expected = bytes.fromhex(hex_tag)
     except ValueError:
         raise LayoutError("object layout tag is not hex") from None
     if len(expected) != 32:
         raise LayoutError("object layout tag has the wrong length")
-    if version == VERSION and version_of(layout) != VERSION:
-        return False  # a checksum appeared beside a tag that never bound one
     return hmac.compare_digest(expected, tag(oek, layout, version))
 
 

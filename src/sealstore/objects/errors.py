@@ -7,6 +7,11 @@ them with one table entry (`s3/errors.py`) and this package never imports the HT
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sealstore.storage.base import ObjectMeta
+
 
 class ObjectError(Exception):
     """Base of the service's own failures; ``code`` is the S3 error code to answer with."""
@@ -94,3 +99,14 @@ class ObjectIntegrityError(ObjectError):
         )
         self.reason = reason
         self.args = (f"object {bucket}/{key}: integrity check failed: {reason}",)
+
+
+class DeleteMarkerRequested(ObjectError):
+    """A GET or HEAD named a delete marker's version id: S3 answers 405 MethodNotAllowed with
+    the marker's headers (``marker`` carries them to the HTTP layer's error table)."""
+
+    code = "MethodNotAllowed"
+
+    def __init__(self, marker: ObjectMeta) -> None:
+        super().__init__("The specified method is not allowed against this resource.")
+        self.marker = marker

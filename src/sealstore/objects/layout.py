@@ -101,6 +101,7 @@ def describe(meta: ObjectMeta) -> cl.Layout:
         multipart=bool(meta.parts),
         streams=streams,
         checksum=meta.internal.get(META_CHECKSUM, ""),
+        version_id=meta.version_id,
     )
 
 

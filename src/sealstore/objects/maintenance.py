@@ -30,7 +30,7 @@ from sealstore.objects import layout as layout_binding
 from sealstore.objects import metadata as md
 from sealstore.objects import sealing
 from sealstore.objects.reading import decrypt_range
-from sealstore.storage.base import NoSuchKey, ObjectChanged, ObjectMeta, UploadMeta
+from sealstore.storage.base import NoSuchKey, NoSuchVersion, ObjectChanged, ObjectMeta, UploadMeta
 from sealstore.storage.contract import Store
 
 if TYPE_CHECKING:
@@ -153,8 +153,8 @@ async def rewrap_object(
             return result
         except ObjectChanged:
             try:
-                meta = await store.head(meta.bucket, meta.key)
-            except NoSuchKey:
+                meta = await store.head(meta.bucket, meta.key, meta.version_label)
+            except (NoSuchKey, NoSuchVersion):
                 return RewrapResult("gone")
     raise ObjectChanged(f"{meta.bucket}/{meta.key} keeps changing; try again later")
 

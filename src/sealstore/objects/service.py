@@ -16,7 +16,6 @@ for those directly (``AppContext.storage``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -49,9 +48,10 @@ from sealstore.objects.streams import HashedBody
 from sealstore.objects.streams import bounded as _bounded
 from sealstore.objects.streams import fill as _fill
 from sealstore.objects.tagging import stored_tagging, tag_entry
+from sealstore.objects.versions import readable, version_for
 from sealstore.storage.base import (
+    DeleteResult,
     NoSuchBucket,
-    NoSuchKey,
     ObjectMeta,
     PartMeta,
     UploadMeta,
@@ -172,6 +172,7 @@ class ObjectService:
         md5_hex: str,
         oek: bytes | None,
         internal: dict[str, str],
+        version_id: str | None = None,
     ) -> ObjectMeta:
         etag = md5_hex
         if oek is not None:
@@ -189,6 +190,7 @@ class ObjectService:
             user_meta=dict(attrs.user_meta),
             headers=dict(attrs.headers),
             internal=internal,
+            version_id=version_id,
         )
         if oek is not None:
             internal[layout.META_LAYOUT] = layout.seal_layout(meta, oek)
@@ -215,7 +217,8 @@ class ObjectService:
             md5_hex = body.md5_hex or EMPTY_MD5
             if content_md5 is not None and md5_hex != content_md5:
                 raise BadDigest()
-            meta = self._new_meta(bucket, key, attrs, writer.accepted, md5_hex, oek, internal)
+            vid = version_for(writer.versioning)
+            meta = self._new_meta(bucket, key, attrs, writer.accepted, md5_hex, oek, internal, vid)
             return await writer.commit(meta, condition=condition)
 
     async def copy(
@@ -237,6 +240,7 @@ class ObjectService:
         src_encrypted = md.is_encrypted(src.internal)
         if (
             (src.bucket, src.key) == (bucket, key)
+            and src.is_latest
             and attrs is None
             and sse is None
             and checksum is None  # S3 allows a self-copy that only changes the checksum
@@ -257,12 +261,18 @@ class ObjectService:
             tap = ck.CopyTap.for_object(src.internal, checksum)
             source = plaintext(self.store, src, src_oek, 0, src.size)
             internal.update(await _fill(writer, dst_oek, tap.hashed(source)) | tap.entries())
-            meta = self._new_meta(bucket, key, attrs, writer.accepted, tap.md5, dst_oek, internal)
+            vid = version_for(writer.versioning)
+            meta = self._new_meta(
+                bucket, key, attrs, writer.accepted, tap.md5, dst_oek, internal, vid
+            )
             return await writer.commit(meta)
 
-    async def head(self, bucket: str, key: str) -> ObjectMeta:
-        """The object's metadata (no KMS call), or NoSuchKey."""
-        return await self.store.head(bucket, key)
+    async def head(
+        self, bucket: str, key: str, version_id: str | None = None, *, copy_source: bool = False
+    ) -> ObjectMeta:
+        """The current object's (or the named version's) metadata, no KMS call; a delete
+        marker is refused as S3 does (`versions.readable`)."""
+        return readable(await self.store.head(bucket, key, version_id), copy_source=copy_source)
 
     @staticmethod
     def require_readable(meta: ObjectMeta, customer: CustomerKey | None = None) -> None:
@@ -284,10 +294,9 @@ class ObjectService:
         oek = await self._open_verified(meta, customer)
         return plaintext(self.store, meta, oek, offset, length)
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Remove the object; an absent key is not an error (S3 semantics)."""
-        with contextlib.suppress(NoSuchKey):
-            await self.store.delete(bucket, key)
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        """S3 DeleteObject (see `Store.delete`): an absent key or version is not an error."""
+        return await self.store.delete(bucket, key, version_id)
 
     async def create_upload(
         self, bucket: str, key: str, attrs: NewObject, *, sse: SSEChoice | None
@@ -396,6 +405,7 @@ class ObjectService:
         meta.internal = await mp.finish_upload(self.store, upload, parts, internal, checks)
         sealed_c = ssec.is_ssec(upload.meta.internal)
         oek = None if sealed_c and customer is None else await self._upload_key(upload, customer)
+        meta.version_id = version_for(await self.store.get_versioning(upload.bucket))
         if oek is not None:
             await layout.bind_completion(self.store, upload, parts, meta, oek)
         return await self.store.complete_upload(upload, list(parts), meta, condition=cond)

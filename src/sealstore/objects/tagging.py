@@ -31,6 +31,7 @@ from urllib.parse import quote, unquote
 
 from sealstore.objects import metadata as md
 from sealstore.objects.errors import ObjectError
+from sealstore.objects.versions import readable
 from sealstore.storage.base import ObjectChanged, ObjectMeta
 from sealstore.storage.contract import Store
 
@@ -184,12 +185,10 @@ def with_tagging(internal: Mapping[str, str], text: str) -> dict[str, str]:
 async def tagged_object(
     store: Store, bucket: str, key: str, version_id: str | None = None
 ) -> ObjectMeta:
-    """The object a tagging request addresses. The one place a ``versionId`` is resolved:
-    absent or ``null`` is the current object (this server keeps one version per key); any
-    other id is NoSuchVersion until versioning wires its versioned head in here."""
-    if version_id is not None and version_id != "null":
-        raise TaggingError("NoSuchVersion", "The specified version does not exist.")
-    return await store.head(bucket, key)
+    """The object a tagging request addresses: the current one, or the version ``version_id``
+    names (``null`` for the null version; validated by the handler). A delete marker has no
+    tags: S3 answers 405 MethodNotAllowed for one named by id (`versions.readable`)."""
+    return readable(await store.head(bucket, key, version_id))
 
 
 async def set_object_tags(

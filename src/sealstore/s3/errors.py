@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from email.utils import formatdate
 from xml.sax.saxutils import escape
 
 from sealstore.crypto.dare import DareError
 from sealstore.crypto.keys import KeyMismatchError
 from sealstore.kms import base as kms_base
-from sealstore.objects.errors import ObjectError
+from sealstore.objects.errors import DeleteMarkerRequested, ObjectError
 from sealstore.objects.metadata import SSEMetadataError
 from sealstore.s3.xml import MalformedXMLError
 from sealstore.storage import base as st
@@ -60,6 +61,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "IllegalLocationConstraintException": (
         400,
         "The specified location constraint is not valid for this server.",
+    ),
+    "IllegalVersioningConfigurationException": (
+        400,
+        "The versioning configuration specified in the request is invalid.",
     ),
     "IncompleteBody": (
         400,
@@ -334,6 +339,24 @@ def _object_error(exc: BaseException) -> S3Error:
     return S3Error(exc.code, exc.message)
 
 
+def _marker_headers(marker: st.ObjectMeta, *, last_modified: bool) -> dict[str, str]:
+    """The headers S3 sends with an error about a delete marker."""
+    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_label}
+    if last_modified:
+        headers["Last-Modified"] = formatdate(marker.last_modified, usegmt=True)
+    return headers
+
+
+def _marker_current(exc: BaseException) -> S3Error:
+    assert isinstance(exc, st.DeleteMarkerCurrent)
+    return S3Error("NoSuchKey", headers=_marker_headers(exc.marker, last_modified=False))
+
+
+def _marker_requested(exc: BaseException) -> S3Error:
+    assert isinstance(exc, DeleteMarkerRequested)
+    return S3Error("MethodNotAllowed", headers=_marker_headers(exc.marker, last_modified=True))
+
+
 def _itself(exc: BaseException) -> S3Error:
     assert isinstance(exc, S3Error)
     return exc
@@ -350,6 +373,7 @@ ERROR_TABLE: dict[type[BaseException], Callable[[BaseException], S3Error]] = {
     S3Error: _itself,
     MalformedXMLError: lambda exc: S3Error("MalformedXML", str(exc)),
     ObjectError: _object_error,
+    DeleteMarkerRequested: _marker_requested,
     kms_base.KMSLoginError: _kms_login,
     kms_base.KMSUnavailableError: lambda exc: kms_unavailable(str(exc) or None),
     kms_base.KMSAccessDeniedError: lambda exc: S3Error(
@@ -363,6 +387,8 @@ ERROR_TABLE: dict[type[BaseException], Callable[[BaseException], S3Error]] = {
     SSEMetadataError: _code("XMinioObjectTampered"),
     st.NoSuchBucket: _code("NoSuchBucket"),
     st.NoSuchKey: _code("NoSuchKey"),
+    st.DeleteMarkerCurrent: _marker_current,
+    st.NoSuchVersion: _code("NoSuchVersion"),
     st.BucketAlreadyOwnedByYou: _code("BucketAlreadyOwnedByYou"),
     st.BucketNotEmpty: _code("BucketNotEmpty"),
     st.NoSuchUpload: _code("NoSuchUpload"),

@@ -26,6 +26,7 @@ from sealstore.s3.handlers import (
     multipart,
     post_object,
     tagging,
+    versions,
 )
 from sealstore.s3.handlers import object as object_handlers
 from sealstore.s3.query import query_multidict
@@ -80,7 +81,9 @@ ROUTES: dict[str, Handler] = {
     "HeadBucket": bucket.head_bucket,
     "DeleteBucket": bucket.delete_bucket,
     "GetBucketLocation": bucket.get_bucket_location,
-    "GetBucketVersioning": bucket.get_bucket_versioning,
+    "GetBucketVersioning": versions.get_bucket_versioning,
+    "PutBucketVersioning": versions.put_bucket_versioning,
+    "ListObjectVersions": versions.list_object_versions,
     "GetBucketAcl": bucket.get_bucket_acl,
     "GetObjectAcl": bucket.get_object_acl,
     "ListObjectsV1": listing.list_objects_v1,
@@ -179,6 +182,7 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             ("encryption", "GetBucketEncryption"),
             ("uploads", "ListMultipartUploads"),
             ("versioning", "GetBucketVersioning"),
+            ("versions", "ListObjectVersions"),
             ("acl", "GetBucketAcl"),
             ("tagging", "GetBucketTagging"),
             ("policy", "GetBucketPolicy"),
@@ -197,6 +201,8 @@ def _bucket_operation(method: str, subs: set[str]) -> str:
             return "PutBucketTagging"
         if subs == {"policy"}:
             return "PutBucketPolicy"
+        if subs == {"versioning"}:
+            return "PutBucketVersioning"
         if not subs:
             return "CreateBucket"
     elif method == "HEAD":

@@ -7,14 +7,44 @@ a backend, so the HTTP layer can reject a bad name before it opens a stream.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import ipaddress
 import re
+import secrets
+import time
 from dataclasses import dataclass, field
 
 MAX_KEY_BYTES = 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3: every part but the last must carry at least 5 MiB
 MAX_PART_NUMBER = 10000
+# The version id S3 shows for the one version an unversioned or suspended write makes.
+NULL_VERSION = "null"
+_VERSION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class Versioning(enum.StrEnum):
+    """A bucket's versioning state; UNVERSIONED (never configured) cannot come back once a
+    bucket was Enabled, as in S3."""
+
+    UNVERSIONED = ""
+    ENABLED = "Enabled"
+    SUSPENDED = "Suspended"
+
+
+def new_version_id() -> str:
+    """A fresh version id: 32 hex digits, time-ordered then random (opaque to clients).
+
+    Chosen by the caller of ``commit`` (the object service binds it into the authenticated
+    layout before the data is published) and by a backend for the delete markers it writes.
+    """
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def is_version_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed version id (``null`` or one `new_version_id` makes);
+    a malformed one is S3's InvalidArgument, an unknown well-formed one NoSuchVersion."""
+    return value == NULL_VERSION or _VERSION_ID.fullmatch(value) is not None
 
 
 @dataclass
@@ -48,6 +78,11 @@ class ObjectMeta:
     `files` is owned by the backend: an opaque locator of the stored data (one entry per
     stored part, in order). Callers pass metadata from `head`/`commit` back to `read` unchanged;
     when building a new object they leave it empty.
+
+    Versioning: `version_id` None is S3's ``null`` version (every object of an unversioned
+    bucket, and what a suspended bucket writes); a delete marker is a version without data
+    (`is_delete_marker`); `is_latest` says whether it is the key's current version (set by
+    `head` and `list_versions`; always True for what `commit` returns).
     """
 
     bucket: str
@@ -62,6 +97,36 @@ class ObjectMeta:
     internal: dict[str, str] = field(default_factory=dict)
     parts: list[PartMeta] = field(default_factory=list)
     files: list[str] = field(default_factory=list, repr=False)
+    version_id: str | None = None
+    is_delete_marker: bool = False
+    is_latest: bool = True
+
+    @property
+    def version_label(self) -> str:
+        """The version id as S3 shows it (``null`` for the null version)."""
+        return self.version_id or NULL_VERSION
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a delete did: ``delete_marker`` True when it wrote a marker (``version_id`` is the
+    marker's, None = null) or removed one; both unset for an unversioned bucket's delete."""
+
+    version_id: str | None = None
+    delete_marker: bool = False
+    versioned: bool = False  # the answer carries a version (header x-amz-version-id)
+
+
+@dataclass(frozen=True)
+class VersionList:
+    """One page of ListObjectVersions: versions and markers (key ascending, newest first per
+    key), common prefixes, and where the next page starts when truncated."""
+
+    versions: list[ObjectMeta]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None = None
+    next_version_id_marker: str | None = None
 
 
 @dataclass
@@ -114,6 +179,22 @@ class BucketNotEmpty(StorageError):
 
 class NoSuchKey(StorageError):
     """The object does not exist (or vanished before its data was opened)."""
+
+
+class NoSuchVersion(StorageError):
+    """The version id names no version of that key (it is well-formed)."""
+
+
+class DeleteMarkerCurrent(NoSuchKey):
+    """The key's current version is a delete marker: S3's 404 NoSuchKey, answered with the
+    ``x-amz-delete-marker`` and ``x-amz-version-id`` headers of ``marker``."""
+
+    def __init__(self, marker: ObjectMeta) -> None:
+        super().__init__(marker.key)
+        self.marker = marker
+
+
+DeleteMarkerCurrent.code = "NoSuchKey"
 
 
 class NoSuchUpload(StorageError):

@@ -18,6 +18,17 @@ Durability promise of every implementation: a successful ``commit`` (object or p
 the data and its metadata survive a crash of the process or the machine; before it, nothing
 of the new object is visible to ``head``, ``read`` or ``list_objects``; a replaced object is
 either entirely the old or entirely the new one.
+
+Versioning (S3's model; `docs/architecture.md`, "Versioning"): every version is an object of
+its own (its own data, metadata and sealed key), named by ``ObjectMeta.version_id`` (None:
+the ``null`` version). The caller chooses a new version's id before the data is published
+(the object service binds it into the encrypted object's authenticated layout), so
+``commit`` and ``complete_upload`` take it from ``meta.version_id``: None replaces the key's
+null version, an id (fresh from `base.new_version_id`) adds a version; either becomes the
+current one. Which of the two a write makes follows the bucket's state, which a writer
+reports (``ObjectWriter.versioning``, read with its bucket check at no extra cost). Deletes
+follow the state at the moment they commit. Publishing a version, writing a delete marker
+and removing a version are each atomic and durable like ``commit``.
 """
 
 from __future__ import annotations
@@ -26,7 +37,16 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from sealstore.storage.base import BucketInfo, ListResult, ObjectMeta, PartMeta, UploadMeta
+from sealstore.storage.base import (
+    BucketInfo,
+    DeleteResult,
+    ListResult,
+    ObjectMeta,
+    PartMeta,
+    UploadMeta,
+    Versioning,
+    VersionList,
+)
 from sealstore.storage.conditions import WriteCondition
 
 Buffer = bytes | bytearray | memoryview
@@ -90,13 +110,21 @@ class _Writer(Protocol):
 class ObjectWriter(_Writer, Protocol):
     """Streams one new object; nothing is visible until ``commit``."""
 
+    @property
+    def versioning(self) -> Versioning:
+        """The bucket's versioning state when the writer was made: Enabled means the caller
+        gives ``commit`` a fresh version id, otherwise None (the null version)."""
+        ...
+
     async def commit(
         self, meta: ObjectMeta, *, condition: WriteCondition | None = None
     ) -> ObjectMeta:
-        """Publish atomically, replacing any object at that key.
+        """Publish atomically as the key's current version: ``meta.version_id`` None
+        replaces the null version (the whole object of an unversioned key), an id adds a
+        version and keeps the older ones.
 
-        Takes ``size, etag, content_type, user_meta, headers, internal`` from ``meta`` and
-        returns the published metadata with ``stored_size``, ``last_modified`` and the
+        Takes ``size, etag, content_type, user_meta, headers, internal, version_id`` from
+        ``meta`` and returns the published metadata with ``stored_size``, ``last_modified`` and the
         backend's locator (``files``) filled in. Raises ``NoSuchBucket`` if the bucket was
         deleted meanwhile. With ``condition``, it is checked against the key's current object
         in the publishing transaction: ``ObjectChanged`` (nothing published) unless it holds,
@@ -134,7 +162,8 @@ class Store(Protocol):
     async def create_bucket(self, name: str) -> None: ...
 
     async def delete_bucket(self, name: str) -> None:
-        """``BucketNotEmpty`` while objects remain; pending uploads go with the bucket."""
+        """``BucketNotEmpty`` while objects, versions or delete markers remain; pending
+        uploads go with the bucket."""
         ...
 
     async def bucket_exists(self, name: str) -> bool: ...
@@ -147,14 +176,26 @@ class Store(Protocol):
         """Store (or with ``None`` remove) one bucket configuration document."""
         ...
 
+    async def get_versioning(self, bucket: str) -> Versioning:
+        """The bucket's versioning state (UNVERSIONED until first configured)."""
+        ...
+
+    async def put_versioning(self, bucket: str, state: Versioning) -> None:
+        """Enable or suspend versioning (``InvalidArgument`` for UNVERSIONED: S3 cannot go
+        back); existing versions stay as they are."""
+        ...
+
     # -- objects -----------------------------------------------------------------------
 
     async def new_writer(self, bucket: str, key: str) -> ObjectWriter:
         """Validate the bucket and key and start a new object (nothing visible yet)."""
         ...
 
-    async def head(self, bucket: str, key: str) -> ObjectMeta:
-        """The object's metadata, or ``NoSuchKey``."""
+    async def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectMeta:
+        """The current version's metadata: ``NoSuchKey``, or its subclass
+        ``DeleteMarkerCurrent`` when the latest version is a delete marker. With
+        ``version_id`` (``"null"`` for the null version) that version, a delete marker
+        included (``is_delete_marker``), or ``NoSuchVersion``."""
         ...
 
     def read(
@@ -173,8 +214,9 @@ class Store(Protocol):
         ...
 
     async def update_internal(self, meta: ObjectMeta, internal: dict[str, str]) -> ObjectMeta:
-        """Replace only the ``internal`` entries of the object ``meta`` describes (as returned
-        by ``head`` or ``list_objects``); the data and every other field stay as they are.
+        """Replace only the ``internal`` entries of the object version ``meta`` describes (as
+        returned by ``head``, ``list_objects`` or ``list_versions``, current or not); the data
+        and every other field stay as they are.
 
         Why: re-wrapping or re-sealing an object key (transit key rotation, KMS migration)
         changes metadata only, and must neither rewrite data nor race a client's PUT. So the
@@ -185,9 +227,29 @@ class Store(Protocol):
         """
         ...
 
-    async def delete(self, bucket: str, key: str) -> None:
-        """Remove the object; idempotent (an absent key is no error, S3 semantics), but
-        ``NoSuchBucket`` when the bucket does not exist."""
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        """S3 DeleteObject. Without ``version_id``: unversioned bucket, remove the object;
+        Enabled, add a delete marker with a fresh id; Suspended, add a null delete marker
+        that replaces the null version. With it (``"null"`` included): remove exactly that
+        version or marker for good, the next newest becoming current. Idempotent (an absent
+        key or version is no error, S3 semantics), but ``NoSuchBucket`` when the bucket does
+        not exist."""
+        ...
+
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
+    ) -> VersionList:
+        """One page of every version and delete marker: keys in UTF-8 byte order, each
+        key's versions newest first, ``is_latest`` set; common prefixes as ``list_objects``
+        makes them. Paging continues after ``key_marker`` (with ``version_id_marker``: after
+        that version of that key)."""
         ...
 
     async def list_objects(
@@ -198,7 +260,9 @@ class Store(Protocol):
         start_after: str = "",
         delimiter: str = "",
         max_keys: int = 1000,
-    ) -> ListResult: ...
+    ) -> ListResult:
+        """Current versions only (no delete markers, no noncurrent versions)."""
+        ...
 
     # -- multipart ---------------------------------------------------------------------
 
@@ -232,8 +296,9 @@ class Store(Protocol):
         *,
         condition: WriteCondition | None = None,
     ) -> ObjectMeta:
-        """Publish the upload as one object made of the listed ``(number, etag)`` parts;
-        ``condition`` as for ``ObjectWriter.commit`` (``ObjectChanged``: the upload stays)."""
+        """Publish the upload as one object made of the listed ``(number, etag)`` parts, as a
+        version like ``ObjectWriter.commit`` (``meta.version_id``); ``condition`` as for
+        ``ObjectWriter.commit`` (``ObjectChanged``: the upload stays)."""
         ...
 
     async def update_upload_internal(

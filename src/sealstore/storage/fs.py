@@ -4,7 +4,7 @@ The event loop never touches the disk: every index query and file operation runs
 dedicated thread pool, so a slow fsync cannot stall request handling. Crash safety comes from
 the order of operations (see `files.py` and `index.py`): data is fsynced and renamed into
 place before one SQLite transaction publishes it, so a crash leaves the old object or the new
-one; leftovers are swept by `open()`.
+one; leftovers are swept by `open()`. Versions (`index_versions.py`) follow the same order.
 
 Readers open every data file of an object before yielding the first byte; an open descriptor
 keeps the data readable through a concurrent replace or delete. Replaced files are also kept
@@ -29,12 +29,15 @@ from sealstore.storage.base import (
     MAX_PART_NUMBER,
     MIN_PART_SIZE,
     BucketInfo,
+    DeleteResult,
     InvalidArgument,
     ListResult,
     ObjectMeta,
     PartMeta,
     StorageError,
     UploadMeta,
+    Versioning,
+    VersionList,
     encode_key,
     validate_bucket_name,
 )
@@ -45,12 +48,13 @@ from sealstore.storage.files import (
     Layout,
     SweepReport,
     sweep,
-    unlink_blobs,
 )
 from sealstore.storage.fs_reader import READ_SIZE, read_stored
 from sealstore.storage.fs_writers import FSObjectWriter, FSPartWriter
-from sealstore.storage.index import Index
-from sealstore.storage.listing import list_page
+from sealstore.storage.index import Index, reap_garbage
+from sealstore.storage.index_rows import template_from_json, template_to_json
+from sealstore.storage.listing import objects_of_bucket
+from sealstore.storage.version_listing import versions_of_bucket
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +103,7 @@ class FSBackend:
         if now < self._next_reap:
             return
         self._next_reap = now + min(self.gc_grace / 4, 5.0)
-        if not self._index.has_garbage(now - self.gc_grace):  # read-only: no commit, no fsync
-            return
-        while True:
-            ids = self._index.claim_garbage(now - self.gc_grace)
-            unlink_blobs(self.layout, ids)
-            if len(ids) < 1000:
-                break
+        reap_garbage(self._index, self.layout, now - self.gc_grace)
 
     def _after_change(self, fn: Callable[..., T], *args: object) -> Callable[[], T]:
         def run() -> T:
@@ -224,20 +222,29 @@ class FSBackend:
     async def put_bucket_config(self, bucket: str, kind: str, value: str | None) -> None:
         await self._run(self._index.put_bucket_config, bucket, kind, value)
 
+    async def get_versioning(self, bucket: str) -> Versioning:
+        return await self._run(self._index.versioning, bucket)
+
+    async def put_versioning(self, bucket: str, state: Versioning) -> None:
+        await self._run(self._index.set_versioning, bucket, state)
+
     # -- objects -----------------------------------------------------------------------
 
     async def new_writer(self, bucket: str, key: str) -> FSObjectWriter:
         raw = encode_key(key)
-        blob = await self._run(self._new_blob, bucket)
-        return FSObjectWriter(self._run, self._change, self._index, blob, bucket, key, raw)
+        state, blob = await self._run(self._new_blob, bucket)
+        return FSObjectWriter(
+            self._run, self._change, self._index, blob, bucket, key, raw, versioning=state
+        )
 
-    def _new_blob(self, bucket: str) -> BlobWriter:
-        """Check the bucket and create the temp file in one thread hop."""
-        self._index.require_bucket(bucket)
-        return BlobWriter(self.layout)
+    def _new_blob(self, bucket: str) -> tuple[Versioning, BlobWriter]:
+        """Check the bucket (learning its versioning state in the same query) and create the
+        temp file, in one thread hop."""
+        state = self._index.versioning(bucket)
+        return state, BlobWriter(self.layout)
 
-    async def head(self, bucket: str, key: str) -> ObjectMeta:
-        return await self._run(self._index.head, bucket, encode_key(key))
+    async def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectMeta:
+        return await self._run(self._index.head, bucket, encode_key(key), version_id)
 
     def read(
         self,
@@ -266,8 +273,32 @@ class FSBackend:
         """Metadata-only compare-and-swap of one index row (no data file is touched)."""
         return await self._run(self._index.update_internal, meta, encode_key(meta.key), internal)
 
-    async def delete(self, bucket: str, key: str) -> None:
-        await self._change(self._index.delete_object, bucket, encode_key(key), time.time())
+    async def delete(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        raw, now = encode_key(key), time.time()
+        return await self._change(self._index.delete_object, bucket, raw, version_id, now)
+
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        delimiter: str = "",
+        max_keys: int = 1000,
+    ) -> VersionList:
+        return await self._run(
+            functools.partial(
+                versions_of_bucket,
+                self._index,
+                bucket,
+                prefix=prefix,
+                key_marker=key_marker,
+                version_id_marker=version_id_marker,
+                delimiter=delimiter,
+                max_keys=max_keys,
+            )
+        )
 
     async def list_objects(
         self,
@@ -278,31 +309,24 @@ class FSBackend:
         delimiter: str = "",
         max_keys: int = 1000,
     ) -> ListResult:
-        def run() -> ListResult:
-            self._index.require_bucket(bucket)
-            return list_page(
-                functools.partial(self._index.scan_objects, bucket),
+        return await self._run(
+            functools.partial(
+                objects_of_bucket,
+                self._index,
+                bucket,
                 prefix=prefix,
                 start_after=start_after,
                 delimiter=delimiter,
                 max_keys=max_keys,
             )
-
-        return await self._run(run)
+        )
 
     # -- multipart ---------------------------------------------------------------------
 
     async def create_upload(self, bucket: str, key: str, template: ObjectMeta) -> UploadMeta:
         raw = encode_key(key)
         now = time.time()
-        template = ObjectMeta(
-            bucket=bucket,
-            key=key,
-            content_type=template.content_type,
-            user_meta=dict(template.user_meta),
-            headers=dict(template.headers),
-            internal=dict(template.internal),
-        )
+        template = template_from_json(bucket, key, template_to_json(template))  # a clean copy
         # Time-ordered ids make "key, upload id" order match initiation order.
         upload_id = f"{time.time_ns():016x}{secrets.token_hex(12)}"
         upload = UploadMeta(
@@ -343,18 +367,15 @@ class FSBackend:
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> tuple[list[UploadMeta], bool]:
-        if max_uploads <= 0:
-            await self._run(self._index.require_bucket, bucket)
-            return [], False
-        uploads = await self._run(
-            self._index.list_uploads,
+        prefix_raw, marker_raw = prefix.encode("utf-8"), key_marker.encode("utf-8")
+        return await self._run(
+            self._index.list_uploads_page,
             bucket,
-            prefix.encode("utf-8"),
-            key_marker.encode("utf-8"),
+            prefix_raw,
+            marker_raw,
             upload_id_marker,
-            max_uploads + 1,
+            max_uploads,
         )
-        return uploads[:max_uploads], len(uploads) > max_uploads
 
     async def complete_upload(
         self,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from sealstore.storage.base import ObjectMeta, PartMeta, StorageError, UploadMeta
+from sealstore.storage.base import ObjectMeta, PartMeta, StorageError, UploadMeta, Versioning
 from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import Buffer, WriteTransform
 from sealstore.storage.files import BlobWriter
@@ -143,11 +143,14 @@ class FSObjectWriter(_BlobSession):
         bucket: str,
         key: str,
         raw: bytes,
+        *,
+        versioning: Versioning = Versioning.UNVERSIONED,
     ) -> None:
         super().__init__(run, change, index, blob)
         self.bucket = bucket
         self.key = key
         self._raw = raw
+        self.versioning = versioning
 
     async def commit(
         self, meta: ObjectMeta, *, condition: WriteCondition | None = None
@@ -169,6 +172,7 @@ class FSObjectWriter(_BlobSession):
             internal=dict(meta.internal),
             parts=[],
             files=[blob.file_id],
+            version_id=meta.version_id,
         )
 
         def register() -> None:

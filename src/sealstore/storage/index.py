@@ -16,7 +16,6 @@ orphans of a crash and are swept when the backend opens.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -28,27 +27,40 @@ from sealstore.storage.base import (
     BucketAlreadyOwnedByYou,
     BucketInfo,
     BucketNotEmpty,
-    NoSuchKey,
+    DeleteResult,
+    InvalidArgument,
     ObjectChanged,
     ObjectMeta,
     StorageError,
+    Versioning,
 )
 from sealstore.storage.committer import GroupCommitter
 from sealstore.storage.conditions import WriteCondition
+from sealstore.storage.files import Layout, unlink_blobs
 from sealstore.storage.index_rows import (
     OBJECT_COLUMNS,
     SCHEMA,
+    VERSIONING_KIND,
+    bucket_versioning,
     dump,
-    insert_object,
+    migrate,
     object_from_row,
     require_bucket,
     require_condition,
 )
 from sealstore.storage.index_uploads import UploadsIndex
+from sealstore.storage.index_versions import (
+    delete_version,
+    find_row,
+    head_version,
+    publish_version,
+    scan_rows,
+    version_seq,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versioning (`versions`; objects.version_id, objects.seq)
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -107,6 +119,7 @@ class Index(UploadsIndex):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
+            migrate(c)
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._committer.start()
 
@@ -161,8 +174,10 @@ class Index(UploadsIndex):
 
         def tx(c: sqlite3.Connection) -> Any:
             require_bucket(c, bucket)
-            if c.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (bucket,)).fetchone():
-                raise BucketNotEmpty(bucket)
+            for table in ("objects", "versions"):
+                sql = f"SELECT 1 FROM {table} WHERE bucket=? LIMIT 1"  # noqa: S608 - constant
+                if c.execute(sql, (bucket,)).fetchone():
+                    raise BucketNotEmpty(bucket)
             ids = [
                 r[0] for r in c.execute("SELECT upload_id FROM uploads WHERE bucket=?", (bucket,))
             ]
@@ -200,16 +215,25 @@ class Index(UploadsIndex):
 
     # -- objects -----------------------------------------------------------------------
 
-    def head(self, bucket: str, key: bytes) -> ObjectMeta:
-        conn = self.conn
-        row = conn.execute(
-            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?",  # noqa: S608 - constant
-            (bucket, key),
-        ).fetchone()
-        if row is None:
-            require_bucket(conn, bucket)
-            raise NoSuchKey(key.decode("utf-8"))
-        return object_from_row(row)
+    def head(self, bucket: str, key: bytes, version_id: str | None = None) -> ObjectMeta:
+        return head_version(self.conn, bucket, key, version_id)
+
+    def versioning(self, bucket: str) -> Versioning:
+        """The bucket's versioning state (NoSuchBucket): also the writers' bucket check."""
+        return bucket_versioning(self.conn, bucket)
+
+    def set_versioning(self, bucket: str, state: Versioning) -> None:
+        if state is Versioning.UNVERSIONED:
+            raise InvalidArgument("a bucket's versioning can only be Enabled or Suspended")
+
+        def tx(c: sqlite3.Connection) -> Any:
+            require_bucket(c, bucket)
+            c.execute(
+                "INSERT OR REPLACE INTO bucket_config(bucket, kind, value) VALUES(?, ?, ?)",
+                (bucket, VERSIONING_KIND, state.value),
+            )
+
+        self.write(tx)
 
     def publish_object(
         self,
@@ -223,10 +247,9 @@ class Index(UploadsIndex):
         object visible."""
 
         def tx(c: sqlite3.Connection) -> Any:
-            require_bucket(c, meta.bucket)
             require_condition(c, meta.bucket, key, condition)
             c.execute("INSERT INTO files(id, deleted_at) VALUES(?, NULL)", (file_id,))
-            insert_object(c, meta, key, now)
+            publish_version(c, meta, key, now)  # checks the bucket (rolled back if gone)
 
         self.write(tx)
 
@@ -236,40 +259,26 @@ class Index(UploadsIndex):
         One UPDATE in a synchronous=FULL WAL transaction: atomic and durable, data untouched."""
 
         def tx(c: sqlite3.Connection) -> ObjectMeta:
-            row = c.execute(
-                f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND key=?",  # noqa: S608 - constant
-                (meta.bucket, key),
-            ).fetchone()
-            if row is None:
+            found = find_row(c, meta, key)
+            if found is None:
                 require_bucket(c, meta.bucket)
                 raise ObjectChanged(f"{meta.bucket}/{meta.key} was deleted")
-            current = object_from_row(row)
+            table, current = found
             if current.files != meta.files or current.internal != meta.internal:
                 raise ObjectChanged(f"{meta.bucket}/{meta.key} changed meanwhile")
             c.execute(
-                "UPDATE objects SET internal=? WHERE bucket=? AND key=?",
-                (dump(internal), meta.bucket, key),
+                f"UPDATE {table} SET internal=? WHERE bucket=? AND key=? AND version_id=?",  # noqa: S608
+                (dump(internal), meta.bucket, key, meta.version_id or ""),
             )
             current.internal = dict(internal)
             return current
 
         return self.write(tx)
 
-    def delete_object(self, bucket: str, key: bytes, now: float) -> None:
-        def tx(c: sqlite3.Connection) -> Any:
-            row = c.execute(
-                "SELECT files FROM objects WHERE bucket=? AND key=?", (bucket, key)
-            ).fetchone()
-            if row is None:
-                require_bucket(c, bucket)
-                return
-            c.executemany(
-                "UPDATE files SET deleted_at=? WHERE id=?",
-                [(now, fid) for fid in json.loads(row[0])],
-            )
-            c.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
-
-        self.write(tx)
+    def delete_object(
+        self, bucket: str, key: bytes, version_id: str | None, now: float
+    ) -> DeleteResult:
+        return self.write(lambda c: delete_version(c, bucket, key, version_id, now))
 
     def scan_objects(
         self, bucket: str, lower: bytes, inclusive: bool, upper: bytes | None, limit: int
@@ -285,6 +294,21 @@ class Index(UploadsIndex):
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
         return [object_from_row(r) for r in self.conn.execute(sql, args)]
+
+    def scan_versions(
+        self,
+        bucket: str,
+        lower: bytes,
+        inclusive: bool,
+        upper: bytes | None,
+        limit: int,
+        below_seq: int | None = None,
+    ) -> list[tuple[ObjectMeta, int]]:
+        """Noncurrent versions and markers in (key, newest first) order; see `scan_rows`."""
+        return scan_rows(self.conn, bucket, lower, inclusive, upper, limit, below_seq)
+
+    def version_seq(self, bucket: str, key: bytes, version_id: str) -> int | None:
+        return version_seq(self.conn, bucket, key, version_id)
 
     # -- files -------------------------------------------------------------------------
 
@@ -326,3 +350,15 @@ class Index(UploadsIndex):
             return ids
 
         return self.write(tx)  # type: ignore[no-any-return]
+
+
+def reap_garbage(index: Index, layout: Layout, older_than: float) -> None:
+    """Unlink every garbage file that expired before ``older_than`` (rows first, see
+    `Index.claim_garbage`); the check is a read, so an idle store commits nothing."""
+    if not index.has_garbage(older_than):
+        return
+    while True:
+        ids = index.claim_garbage(older_than)
+        unlink_blobs(layout, ids)
+        if len(ids) < 1000:
+            break

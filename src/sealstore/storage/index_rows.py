@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-from sealstore.storage.base import NoSuchBucket, ObjectChanged, ObjectMeta, PartMeta
+from sealstore.storage.base import NoSuchBucket, ObjectChanged, ObjectMeta, PartMeta, Versioning
 from sealstore.storage.conditions import WriteCondition
 
 SCHEMA = """
@@ -37,8 +37,29 @@ CREATE TABLE IF NOT EXISTS objects(
     internal TEXT NOT NULL,
     parts TEXT NOT NULL,
     files TEXT NOT NULL,
+    version_id TEXT NOT NULL DEFAULT '',
+    seq INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(bucket, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions(
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    stored_size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    user_meta TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    internal TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    files TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    marker INTEGER NOT NULL,
+    PRIMARY KEY(bucket, key, seq DESC)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS versions_by_id ON versions(bucket, key, version_id);
 CREATE TABLE IF NOT EXISTS uploads(
     upload_id TEXT PRIMARY KEY,
     bucket TEXT NOT NULL,
@@ -65,10 +86,22 @@ CREATE TABLE IF NOT EXISTS files(
 CREATE INDEX IF NOT EXISTS files_garbage ON files(deleted_at) WHERE deleted_at IS NOT NULL;
 """
 
-OBJECT_COLUMNS = (
-    "bucket, key, size, stored_size, etag, last_modified, content_type, "
-    "user_meta, headers, internal, parts, files"
+# Columns added to `objects` by format 2 (versioning); `migrate` adds them to older indexes,
+# whose rows thereby become null versions (version_id '') older than any later write (seq 0).
+MIGRATIONS = (
+    ("objects", "version_id", "TEXT NOT NULL DEFAULT ''"),
+    ("objects", "seq", "INTEGER NOT NULL DEFAULT 0"),
 )
+DATA_COLUMNS = (
+    "size, stored_size, etag, last_modified, content_type, user_meta, headers, internal, "
+    "parts, files"
+)
+OBJECT_COLUMNS = f"bucket, key, {DATA_COLUMNS}, version_id"
+# A `versions` row: noncurrent versions and delete markers (the current version of a key,
+# when it is no marker, is its `objects` row: the only row GET and ListObjects read).
+VERSION_COLUMNS = f"{OBJECT_COLUMNS}, marker, seq"
+# The bucket's versioning state lives in bucket_config under a kind no S3 API can name.
+VERSIONING_KIND = "sealstore:versioning"
 
 
 def dump(value: Any) -> str:
@@ -99,8 +132,18 @@ def part_from_json(raw: dict[str, Any]) -> PartMeta:
     )
 
 
+def migrate(c: sqlite3.Connection) -> None:
+    """Bring an older index's tables up to the current columns (inside the schema
+    transaction; ALTER TABLE ADD COLUMN rewrites nothing, so this is quick on any size)."""
+    for table, column, decl in MIGRATIONS:
+        have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+        if have and column not in have:
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
 def object_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ObjectMeta:
-    """Build ObjectMeta from a row selected with `OBJECT_COLUMNS`."""
+    """Build ObjectMeta from a row selected with `OBJECT_COLUMNS` (or `VERSION_COLUMNS`:
+    a versions row, never the current version unless the caller says so)."""
     return ObjectMeta(
         bucket=row[0],
         key=bytes(row[1]).decode("utf-8"),
@@ -114,6 +157,9 @@ def object_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ObjectMeta:
         internal=json.loads(row[9]),
         parts=[part_from_json(p) for p in json.loads(row[10])],
         files=list(json.loads(row[11])),
+        version_id=row[12] or None,
+        is_delete_marker=len(row) > 13 and bool(row[13]),
+        is_latest=len(row) <= 13,
     )
 
 
@@ -160,32 +206,32 @@ def require_condition(
         raise ObjectChanged(f"{bucket}/{key.decode('utf-8', 'replace')} changed meanwhile")
 
 
-def insert_object(c: sqlite3.Connection, meta: ObjectMeta, key: bytes, now: float) -> None:
-    """Publish `meta` (replacing any old row) and mark the old row's files as garbage."""
-    old = c.execute("SELECT files FROM objects WHERE bucket=? AND key=?", (meta.bucket, key))
-    row = old.fetchone()
-    if row is not None:
-        c.executemany(
-            "UPDATE files SET deleted_at=? WHERE id=?",
-            [(now, fid) for fid in json.loads(row[0]) if fid not in meta.files],
-        )
-    c.execute(
-        f"INSERT OR REPLACE INTO objects({OBJECT_COLUMNS}) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            meta.bucket,
-            key,
-            meta.size,
-            meta.stored_size,
-            meta.etag,
-            meta.last_modified,
-            meta.content_type,
-            dump(meta.user_meta),
-            dump(meta.headers),
-            dump(meta.internal),
-            dump([part_to_json(p) for p in meta.parts]),
-            dump(meta.files),
-        ),
+def bucket_versioning(conn: sqlite3.Connection, bucket: str) -> Versioning:
+    """The bucket's versioning state, NoSuchBucket if it has no row: one query, so callers
+    that must check the bucket anyway learn its state for free."""
+    row = conn.execute(
+        "SELECT c.value FROM buckets b LEFT JOIN bucket_config c "
+        "ON c.bucket = b.name AND c.kind = ? WHERE b.name = ?",
+        (VERSIONING_KIND, bucket),
+    ).fetchone()
+    if row is None:
+        raise NoSuchBucket(bucket)
+    return Versioning(row[0] or "")
+
+
+def object_values(meta: ObjectMeta) -> tuple[Any, ...]:
+    """The `DATA_COLUMNS` values of ``meta``, in order."""
+    return (
+        meta.size,
+        meta.stored_size,
+        meta.etag,
+        meta.last_modified,
+        meta.content_type,
+        dump(meta.user_meta),
+        dump(meta.headers),
+        dump(meta.internal),
+        dump([part_to_json(p) for p in meta.parts]),
+        dump(meta.files),
     )
 
 

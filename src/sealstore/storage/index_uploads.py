@@ -27,13 +27,13 @@ from sealstore.storage.base import (
 from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.index_rows import (
     dump,
-    insert_object,
     prefix_end,
     require_bucket,
     require_condition,
     template_from_json,
     template_to_json,
 )
+from sealstore.storage.index_versions import publish_version
 
 T = TypeVar("T")
 
@@ -133,6 +133,16 @@ class UploadsIndex:
         sql += " ORDER BY key, upload_id LIMIT ?"
         args.append(limit)
         return [self._upload_from_row(r) for r in conn.execute(sql, args)]
+
+    def list_uploads_page(
+        self, bucket: str, prefix: bytes, key_marker: bytes, upload_id_marker: str, limit: int
+    ) -> tuple[list[UploadMeta], bool]:
+        """`list_uploads` as one page of at most ``limit`` and whether more follow."""
+        if limit <= 0:
+            require_bucket(self.conn, bucket)
+            return [], False
+        uploads = self.list_uploads(bucket, prefix, key_marker, upload_id_marker, limit + 1)
+        return uploads[:limit], len(uploads) > limit
 
     @staticmethod
     def _require_upload(c: sqlite3.Connection, upload_id: str) -> None:
@@ -273,7 +283,7 @@ class UploadsIndex:
             )
             c.execute("DELETE FROM parts WHERE upload_id=?", (upload.upload_id,))
             c.execute("DELETE FROM uploads WHERE upload_id=?", (upload.upload_id,))
-            insert_object(c, meta, key, now)
+            publish_version(c, meta, key, now)
             return meta
 
         return self.write(tx)  # type: ignore[no-any-return]

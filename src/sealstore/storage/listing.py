@@ -10,10 +10,15 @@ key under it, so a prefix holding a million keys costs one index seek, not a mil
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sealstore.storage.base import ListResult, ObjectMeta
 from sealstore.storage.index_rows import prefix_end
+
+if TYPE_CHECKING:
+    from sealstore.storage.index import Index
 
 # scan(lower, lower_inclusive, upper_exclusive, limit) -> objects in key byte order
 Scan = Callable[[bytes, bool, "bytes | None", int], list[ObjectMeta]]
@@ -78,4 +83,18 @@ def list_page(
         common_prefixes=[k.decode("utf-8") for k, meta in page if meta is None],
         is_truncated=truncated,
         next_marker=page[-1][0].decode("utf-8") if truncated and page else None,
+    )
+
+
+def objects_of_bucket(
+    index: Index, bucket: str, *, prefix: str, start_after: str, delimiter: str, max_keys: int
+) -> ListResult:
+    """`list_page` over the index's current versions of ``bucket`` (NoSuchBucket first)."""
+    index.require_bucket(bucket)
+    return list_page(
+        functools.partial(index.scan_objects, bucket),
+        prefix=prefix,
+        start_after=start_after,
+        delimiter=delimiter,
+        max_keys=max_keys,
     )

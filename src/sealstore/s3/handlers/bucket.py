@@ -1,6 +1,6 @@
 """Bucket operations: CreateBucket, HeadBucket, DeleteBucket, ListBuckets, GetBucketLocation,
-GetBucketVersioning (always unversioned: this server keeps one version per key), and the
-read-only ACL answers (single owner, FULL_CONTROL) that some clients ask for.
+and the read-only ACL answers (single owner, FULL_CONTROL) that some clients ask for.
+(Versioning lives in `versions.py`.)
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from aiohttp import web
 
 from sealstore.s3.context import S3Request, iso8601
 from sealstore.s3.errors import S3Error
+from sealstore.s3.handlers.versions import requested_version
 from sealstore.s3.xml import child_text, document, parse, tag, wrap
 from sealstore.storage.base import validate_bucket_name
 
@@ -106,14 +107,6 @@ async def get_bucket_location(req: S3Request) -> web.StreamResponse:
     return req.xml_response(body)
 
 
-async def get_bucket_versioning(req: S3Request) -> web.StreamResponse:
-    """GET /bucket?versioning: never enabled here, so an empty configuration."""
-    bucket = _bucket(req)
-    if not await req.ctx.storage.bucket_exists(bucket):
-        raise S3Error("NoSuchBucket", resource=bucket)
-    return req.xml_response(document("VersioningConfiguration", ""))
-
-
 def _escape(text: str) -> str:
     from sealstore.s3.xml import escape
 
@@ -139,9 +132,9 @@ async def get_bucket_acl(req: S3Request) -> web.StreamResponse:
 
 
 async def get_object_acl(req: S3Request) -> web.StreamResponse:
-    """GET /bucket/key?acl: same fixed policy, for an existing object."""
+    """GET /bucket/key?acl[&versionId]: same fixed policy, for an existing object version."""
     bucket = _bucket(req)
     if req.key is None:
         raise S3Error("InvalidRequest", "An object key is required for this operation")
-    await req.ctx.storage.head(bucket, req.key)
+    await req.ctx.objects.head(bucket, req.key, requested_version(req))
     return req.xml_response(_acl_document(req))

@@ -9,12 +9,13 @@ sent before the handler sees the complete document. Per-key failures are reporte
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error, s3_error_for
+from sealstore.s3.handlers.versioning_xml import parse_version_id
 from sealstore.s3.policy.authorize import key_checker
 from sealstore.s3.xml import (
     MAX_XML_BODY,
@@ -50,10 +51,28 @@ CHECKSUM_HEADERS = (
 
 @dataclass(frozen=True)
 class DeleteRequest:
-    """The parsed ``<Delete>`` document: keys in request order and the Quiet flag."""
+    """The parsed ``<Delete>`` document: keys in request order, the Quiet flag, and each
+    key's ``VersionId`` as sent (None when absent; validated per key when deleting)."""
 
     keys: list[str]
     quiet: bool
+    versions: list[str | None] = field(default_factory=list)
+
+    def objects(self) -> list[tuple[str, str | None]]:
+        """(key, version id or None) pairs in request order."""
+        versions = self.versions or [None] * len(self.keys)
+        return list(zip(self.keys, versions, strict=True))
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """One ``<Deleted>`` entry: the key, the version id the request named, and the delete
+    marker written or removed (S3's DeleteMarker / DeleteMarkerVersionId)."""
+
+    key: str
+    version_id: str | None = None
+    delete_marker: bool = False
+    marker_version_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ def parse_delete_request(data: bytes) -> DeleteRequest:
     """Parse ``<Delete><Quiet/><Object><Key/><VersionId/></Object>...</Delete>`` strictly."""
     root = parse(data, "Delete")
     keys: list[str] = []
+    versions: list[str | None] = []
     quiet = False
     for el in root:
         name = local_name(el)
@@ -112,6 +132,7 @@ def parse_delete_request(data: bytes) -> DeleteRequest:
                 if local_name(sub) not in ("Key", "VersionId", "ETag", "LastModifiedTime", "Size"):
                     raise MalformedXMLError(f"unexpected element {local_name(sub)} in Object")
             keys.append(key)
+            versions.append(child_text(el, "VersionId"))
         else:
             raise MalformedXMLError(f"unexpected element {name} in Delete")
     if not keys:
@@ -120,14 +141,31 @@ def parse_delete_request(data: bytes) -> DeleteRequest:
         raise S3Error(
             "MalformedXML", f"Delete may name at most {MAX_DELETE_KEYS} objects, got {len(keys)}"
         )
-    return DeleteRequest(keys=keys, quiet=quiet)
+    return DeleteRequest(keys=keys, quiet=quiet, versions=versions)
 
 
-def render_delete_result(deleted: list[str], failures: list[DeleteFailure], quiet: bool) -> bytes:
+def _deleted_xml(entry: str | Deleted) -> str:
+    if isinstance(entry, str):
+        return wrap("Deleted", tag("Key", entry))
+    marker = entry.marker_version_id if entry.delete_marker else None
+    return wrap(
+        "Deleted",
+        [
+            tag("Key", entry.key),
+            tag("VersionId", entry.version_id),
+            tag("DeleteMarker", True if entry.delete_marker else None),
+            tag("DeleteMarkerVersionId", marker),
+        ],
+    )
+
+
+def render_delete_result(
+    deleted: list[str] | list[Deleted], failures: list[DeleteFailure], quiet: bool
+) -> bytes:
     """Render ``DeleteResult``; Quiet mode lists only the failures, as S3 does."""
     parts: list[str] = []
     if not quiet:
-        parts.extend(wrap("Deleted", tag("Key", k)) for k in deleted)
+        parts.extend(_deleted_xml(entry) for entry in deleted)
     parts.extend(
         wrap("Error", [tag("Key", f.key), tag("Code", f.code), tag("Message", f.message)])
         for f in failures
@@ -152,6 +190,11 @@ def _failure(key: str, exc: Exception) -> DeleteFailure:
     return DeleteFailure(key, err.code, err.message)
 
 
+def _deleted(key: str, version: str | None, result: st.DeleteResult) -> Deleted:
+    marker_id = (result.version_id or st.NULL_VERSION) if result.delete_marker else None
+    return Deleted(key, version, result.delete_marker, marker_id)
+
+
 async def delete_objects(req: S3Request) -> web.StreamResponse:
     """POST /bucket?delete."""
     bucket = req.bucket
@@ -167,17 +210,17 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
         raise S3Error("NoSuchBucket", resource=bucket)
     request = parse_delete_request(await read_xml_body(req))
     may_delete = await key_checker(req)  # s3:DeleteObject per key (policies)
-    deleted: list[str] = []
+    deleted: list[Deleted] = []
     failures: list[DeleteFailure] = []
-    for key in request.keys:
+    for key, version in request.objects():
         problem = _key_problem(key)
-        if problem is None and not may_delete(key, None):
+        if problem is None and not may_delete(key, version):
             problem = DeleteFailure(key, "AccessDenied", "Access Denied.")
         if problem is not None:
             failures.append(problem)
             continue
         try:
-            await req.ctx.objects.delete(bucket, key)
+            result = await req.ctx.objects.delete(bucket, key, parse_version_id(version))
         except Exception as exc:  # one bad key must not hide the results for the others
             if s3_error_for(exc) is None:
                 req.ctx.logger.warning(
@@ -185,5 +228,5 @@ async def delete_objects(req: S3Request) -> web.StreamResponse:
                 )
             failures.append(_failure(key, exc))
         else:
-            deleted.append(key)
+            deleted.append(_deleted(key, version, result))
     return req.xml_response(render_delete_result(deleted, failures, request.quiet))

@@ -40,13 +40,14 @@ from sealstore.s3.handlers.multipart_xml import (
     render_list_parts,
     render_list_uploads,
 )
-from sealstore.s3.handlers.object_request import new_object, parse_copy_source
+from sealstore.s3.handlers.object_request import copy_source_version, new_object
 from sealstore.s3.handlers.preconditions import (
     parse_copy_range,
     require_copy_source_conditions,
     write_condition,
 )
 from sealstore.s3.handlers.tagging import with_request_tags
+from sealstore.s3.handlers.versions import version_headers
 from sealstore.s3.xml import MalformedXMLError, document, tag
 from sealstore.storage import base as st
 from sealstore.storage.conditions import WriteCondition
@@ -147,10 +148,10 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
     number = parse_part_number(req.query.get("partNumber"))
     customer = sse_headers.read_key(req)
     src_customer = sse_headers.read_key(req, copy_source=True)
-    src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
+    src_bucket, src_key, src_version = copy_source_version(req.header("x-amz-copy-source") or "")
     upload = await _get_upload(req, bucket, key)
     objects = req.ctx.objects
-    src = await objects.head(src_bucket, src_key)
+    src = await objects.head(src_bucket, src_key, src_version, copy_source=True)
     require_copy_source_conditions(req.headers, src)
     offset, length = parse_copy_range(req.header("x-amz-copy-source-range"), src.size)
     if length > MAX_PART_SIZE:
@@ -159,6 +160,8 @@ async def upload_part_copy(req: S3Request) -> web.StreamResponse:
         upload, number, src, offset, length, customer=customer, src_customer=src_customer
     )
     req.response_headers.update(sse_headers.sse_response_headers(upload.meta.internal, customer))
+    if src.version_id is not None or src_version is not None:
+        req.response_headers["x-amz-copy-source-version-id"] = src.version_label
     body = document(
         "CopyPartResult",
         [
@@ -274,6 +277,7 @@ async def complete_multipart_upload(req: S3Request) -> web.StreamResponse:
     if done:
         obj = task.result()
         req.response_headers["ETag"] = f'"{obj.etag}"'
+        req.response_headers.update(version_headers(obj))
         return req.xml_response(
             render_complete(
                 _location(req, bucket, key),

@@ -28,8 +28,8 @@ from sealstore.s3.handlers import tagging
 from sealstore.s3.handlers.object_request import (
     DEFAULT_CONTENT_TYPE,
     content_md5,
+    copy_source_version,
     new_object,
-    parse_copy_source,
     require_key,
     response_overrides,
 )
@@ -41,6 +41,7 @@ from sealstore.s3.handlers.preconditions import (
     require_copy_source_conditions,
     write_condition,
 )
+from sealstore.s3.handlers.versions import delete_headers, requested_version, version_headers
 from sealstore.s3.xml import document, tag
 from sealstore.storage.base import ObjectMeta
 
@@ -64,6 +65,7 @@ async def put_object(req: S3Request) -> web.StreamResponse:
         resp.headers[name] = value
     resp.headers.update(checksums.put_headers(body.stored_checksum))
     resp.headers.update(sse_headers.response_for(meta.internal, requested))
+    resp.headers.update(version_headers(meta))
     return resp
 
 
@@ -119,7 +121,8 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     customer = sse_headers.read_key(req)  # SSE-C: the key, checked before any lookup
     overrides = response_overrides(req)
     objects = req.ctx.objects
-    meta = await objects.head(bucket, key)
+    version = requested_version(req)
+    meta = await objects.head(bucket, key, version)
     objects.require_readable(meta, customer)
     cond = check_conditions(req.headers, meta)
     if cond is not None:
@@ -134,6 +137,7 @@ async def _get_or_head(req: S3Request, head: bool) -> web.StreamResponse:
     status = 206 if partial and (part_number is None or meta.parts) else 200
     resp = web.StreamResponse(status=status)
     _object_headers(resp, meta, customer)
+    resp.headers.update(version_headers(meta, version))
     resp.headers.update(overrides)
     ranged = partial and part_number is None  # a Range: no stored checksum covers it
     resp.headers.update(checksums.get_headers(req.headers, meta, part_number, ranged))
@@ -160,10 +164,13 @@ async def head_object(req: S3Request) -> web.StreamResponse:
 
 
 async def delete_object(req: S3Request) -> web.StreamResponse:
-    """DELETE /bucket/key: 204 whether or not the key existed (S3 semantics)."""
+    """DELETE /bucket/key[?versionId]: 204 whether or not the key existed (S3 semantics);
+    a versioned bucket answers with the marker written or the version removed."""
     bucket, key = require_key(req)
-    await req.ctx.objects.delete(bucket, key)
-    return req.make_response(204)
+    result = await req.ctx.objects.delete(bucket, key, requested_version(req))
+    resp = req.make_response(204)
+    resp.headers.update(delete_headers(result))
+    return resp
 
 
 # ----------------------------------------------------------------------------- CopyObject
@@ -174,13 +181,13 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     bucket, key = require_key(req)
     requested = sse_headers.write_choice(req)
     src_customer = sse_headers.read_key(req, copy_source=True)
-    src_bucket, src_key = parse_copy_source(req.header("x-amz-copy-source") or "")
+    src_bucket, src_key, src_version = copy_source_version(req.header("x-amz-copy-source") or "")
     directive = (req.header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.")
     tag_directive = tagging.tagging_directive(req)
     objects = req.ctx.objects
-    src = await objects.head(src_bucket, src_key)
+    src = await objects.head(src_bucket, src_key, src_version, copy_source=True)
     require_copy_source_conditions(req.headers, src)
     attrs = new_object(req) if directive == "REPLACE" else None
     attrs = tagging.copy_attributes(req, src, attrs, tag_directive)
@@ -198,4 +205,7 @@ async def copy_object(req: S3Request) -> web.StreamResponse:
     )
     resp = req.xml_response(body)
     resp.headers.update(sse_headers.response_for(stored.internal, requested))
+    resp.headers.update(version_headers(stored))
+    if src.version_id is not None or src_version is not None:
+        resp.headers["x-amz-copy-source-version-id"] = src.version_label
     return resp

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from sealstore.objects.service import NewObject
 from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error
+from sealstore.s3.handlers.versioning_xml import parse_version_id
 
 # Standard headers S3 stores with an object and returns on GET/HEAD.
 STORED_HEADERS = (
@@ -119,13 +120,23 @@ def response_overrides(req: S3Request) -> dict[str, str]:
 
 def parse_copy_source(value: str) -> tuple[str, str]:
     """Parse ``x-amz-copy-source`` (``[/]bucket/key[?versionId=...]``, URL-encoded)."""
+    bucket, key, _ = copy_source_version(value)
+    return bucket, key
+
+
+def copy_source_version(value: str) -> tuple[str, str, str | None]:
+    """`parse_copy_source` plus the source's ``versionId`` (validated; None when absent)."""
     raw = value.strip()
     path, _, query = raw.partition("?")
+    version = None
     if query:
         params = dict(p.partition("=")[::2] for p in query.split("&") if p)
-        version = params.get("versionId")
-        if version is not None and version != "null":
-            raise S3Error("NoSuchVersion")
+        version = parse_version_id(params.get("versionId"))
+    bucket, key = _copy_path(path)
+    return bucket, key, version
+
+
+def _copy_path(path: str) -> tuple[str, str]:
     decoded = unquote(path)
     decoded = decoded.removeprefix("/")
     bucket, sep, key = decoded.partition("/")

@@ -25,6 +25,7 @@ from sealstore.s3.context import S3Request
 from sealstore.s3.errors import S3Error
 from sealstore.s3.handlers.delete_objects import has_integrity_header
 from sealstore.s3.handlers.object_request import require_key
+from sealstore.s3.handlers.versions import requested_version
 from sealstore.s3.xml import MalformedXMLError, document, local_name, parse, tag, wrap
 from sealstore.storage.base import ObjectMeta
 
@@ -71,7 +72,7 @@ async def _read_tagging(req: S3Request, *, bucket: bool) -> tuple[Tag, ...]:
 
 
 def _version(req: S3Request) -> str | None:
-    return req.query.get("versionId")
+    return requested_version(req)
 
 
 # ----------------------------------------------------------------------------- object tags
