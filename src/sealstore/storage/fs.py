@@ -6,9 +6,9 @@ the order of operations (see `files.py` and `index.py`): data is fsynced and ren
 place before one SQLite transaction publishes it, so a crash leaves the old object or the new
 one; leftovers are swept by `open()`. Versions (`index_versions.py`) follow the same order.
 
-Readers open every data file of an object before yielding the first byte; an open descriptor
-keeps the data readable through a concurrent replace or delete. Replaced files are also kept
-for `gc_grace` seconds, so metadata fetched by `head()` just before a replace still reads.
+Readers open every data file of an object before yielding the first byte (an open descriptor
+keeps the data readable through a concurrent replace or delete); replaced files are kept for
+`gc_grace` seconds, so metadata fetched by `head()` just before a replace still reads.
 """
 
 from __future__ import annotations
@@ -43,12 +43,7 @@ from sealstore.storage.base import (
 )
 from sealstore.storage.conditions import WriteCondition
 from sealstore.storage.contract import ReadTransform
-from sealstore.storage.files import (
-    BlobWriter,
-    Layout,
-    SweepReport,
-    sweep,
-)
+from sealstore.storage.files import BlobWriter, Layout, SweepReport, sweep
 from sealstore.storage.fs_reader import READ_SIZE, read_stored
 from sealstore.storage.fs_writers import FSObjectWriter, FSPartWriter
 from sealstore.storage.index import Index, reap_garbage
@@ -89,8 +84,6 @@ class FSBackend:
         self._reaper: asyncio.Task[None] | None = None
         self.sweep_report = SweepReport()
 
-    # -- plumbing ----------------------------------------------------------------------
-
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._executor is None:
             raise StorageError("storage backend is not open")
@@ -115,8 +108,6 @@ class FSBackend:
 
     async def _change(self, fn: Callable[..., T], *args: object) -> T:
         return await self._run(self._after_change(fn, *args))
-
-    # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
         """Create the layout, make the index, reap expired garbage and sweep leftovers."""
@@ -201,8 +192,6 @@ class FSBackend:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- buckets -----------------------------------------------------------------------
-
     async def create_bucket(self, name: str) -> None:
         validate_bucket_name(name)
         await self._run(self._index.create_bucket, name, time.time())
@@ -227,8 +216,6 @@ class FSBackend:
 
     async def put_versioning(self, bucket: str, state: Versioning) -> None:
         await self._run(self._index.set_versioning, bucket, state)
-
-    # -- objects -----------------------------------------------------------------------
 
     async def new_writer(self, bucket: str, key: str) -> FSObjectWriter:
         raw = encode_key(key)
@@ -320,8 +307,6 @@ class FSBackend:
                 max_keys=max_keys,
             )
         )
-
-    # -- multipart ---------------------------------------------------------------------
 
     async def create_upload(self, bucket: str, key: str, template: ObjectMeta) -> UploadMeta:
         raw = encode_key(key)
