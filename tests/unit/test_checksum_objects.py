@@ -171,7 +171,8 @@ def test_finish_refusals() -> None:
 def test_layout_binds_checksums_and_keeps_version_1() -> None:
     oek = bytes(range(32))
     base = cl.Layout("b", "k", 5, "e", False, (cl.Stream(0, 5),))
-    assert cl.seal(oek, base).startswith("1:")
+    legacy = "1:" + cl.tag(oek, base, cl.LEGACY_VERSION).hex()  # written before checksums
+    assert cl.verify(oek, base, legacy)
     bound = cl.Layout(
         "b", "k", 5, "e", False, (cl.Stream(0, 5),), checksum="crc32;FULL_OBJECT;AAAAAA=="
     )
@@ -182,7 +183,8 @@ def test_layout_binds_checksums_and_keeps_version_1() -> None:
         "b", "k", 5, "e", False, (cl.Stream(0, 5),), checksum="crc32;FULL_OBJECT;AAAAAQ=="
     )
     assert not cl.verify(oek, other, sealed)
-    assert not cl.verify(oek, bound, cl.seal(oek, base))  # checksum added beside a v1 tag
+    assert not cl.verify(oek, bound, cl.seal(oek, base))  # checksum added beside its tag
+    assert not cl.verify(oek, bound, legacy)  # or beside a version-1 tag, which binds none
     parts = cl.Layout("b", "k", 5, "e-1", True, (cl.Stream(1, 5, b"", "sha1;FULL_OBJECT;x"),))
     assert cl.seal(oek, parts).startswith("2:")
 

@@ -45,6 +45,7 @@ from sealstore.s3.handlers.object_request import (
     STORED_HEADERS,
 )
 from sealstore.s3.handlers.tagging import parse_tagging
+from sealstore.s3.handlers.versions import version_headers
 from sealstore.s3.policy.authorize import authorize_as
 from sealstore.s3.post_form import FileBody, PostForm, form_checksums, read_fields
 from sealstore.s3.post_policy import PostPolicy, parse_policy
@@ -108,6 +109,7 @@ async def post_object(req: S3Request) -> web.StreamResponse:
     meta = await req.ctx.objects.put(bucket, key, body, attrs, sse=requested)
     resp = _respond(req, meta, form.fields)
     resp.headers.update(sse_headers.response_for(meta.internal, requested))
+    resp.headers.update(version_headers(meta))
     resp.headers.update(body.checksums)
     return resp
 
