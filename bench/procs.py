@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 _started: list[subprocess.Popen[bytes]] = []
+_after_stop: dict[int, list[Callable[[], None]]] = {}
 
 
 def free_port() -> int:
@@ -54,6 +55,25 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.wait(5)
     if proc in _started:
         _started.remove(proc)
+    for callback in _after_stop.pop(proc.pid, []):
+        callback()
+
+
+def on_stop(proc: subprocess.Popen[bytes], callback: Callable[[], None]) -> None:
+    """Run ``callback`` once ``proc`` has been stopped (files it leaves outside the run dir)."""
+    _after_stop.setdefault(proc.pid, []).append(callback)
+
+
+def peak_rss_mib(proc: subprocess.Popen[bytes]) -> float | None:
+    """Peak resident set size (VmHWM) of a running process, MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def stop_all() -> None:
