@@ -42,11 +42,17 @@ def spawn(argv: list[str], env: dict[str, str], log_path: str, cpus: str | None 
     return proc
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the process group we created, then SIGKILL it if it does not exit."""
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0, signalled: bool = False) -> None:
+    """SIGTERM the process group we created, then SIGKILL it if it does not exit."""
+    if proc.poll() is None:
+        if not signalled:
+            _terminate(proc)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -76,10 +82,15 @@ def peak_rss_mib(proc: subprocess.Popen[bytes]) -> float | None:
     return None
 
 
-def stop_all() -> None:
-    """Stop every process this run started (reverse start order)."""
-    for proc in reversed(list(_started)):
-        stop(proc)
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every process this run started: SIGTERM to all at once (SeaweedFS takes its
+    time to drain), then wait for each in reverse start order within one shared deadline."""
+    running = list(reversed(_started))
+    for proc in running:
+        _terminate(proc)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        stop(proc, max(0.1, deadline - time.monotonic()), signalled=True)
 
 
 def wait_http(

@@ -207,27 +207,34 @@ def signed_request(
         conn.close()
 
 
+PROBES = [(4 << 10, (1024,)), (9 << 20, (4096, 17 << 19))]  # (size, plaintext offsets)
+
+
 def at_rest_check(server, bucket: str, data_dir: str, expect_encrypted: bool) -> str:
-    """PUT a random object, HEAD it, and look for a slice of its plaintext in every file
-    under ``data_dir``. A plain server must show the slice (proves the scan can see it);
-    an encrypting one must not, and must answer ``x-amz-server-side-encryption``."""
-    body = os.urandom(256 << 10)
-    key = "at-rest-probe"
-    status = loadgen.request(server, "PUT", bucket, key, body)
-    if status != 200:
-        raise RuntimeError(f"{server.name}: probe PUT answered HTTP {status}")
-    status, headers = signed_request(server, "HEAD", f"/{bucket}/{key}")
-    sse = headers.get("x-amz-server-side-encryption", "none")
-    probe = body[4096 : 4096 + 64]
+    """PUT random objects (one small, one spanning several SeaweedFS chunks and DARE
+    packages), HEAD them, and look for 64-byte slices of their plaintext in every file under
+    ``data_dir``. A plain server must show every slice (proves the scan can see them); an
+    encrypting one must show none and answer ``x-amz-server-side-encryption: AES256``."""
+    needles, answers = [], set()
+    for size, offsets in PROBES:
+        body, key = os.urandom(size), f"at-rest-probe-{size}"
+        status = loadgen.request(server, "PUT", bucket, key, body)
+        if status != 200:
+            raise RuntimeError(f"{server.name}: probe PUT answered HTTP {status}")
+        status, headers = signed_request(server, "HEAD", f"/{bucket}/{key}")
+        answers.add(headers.get("x-amz-server-side-encryption", "none"))
+        needles += [body[off : off + 64] for off in offsets]
     paths = glob.glob(os.path.join(data_dir, "**"), recursive=True)
     files = [p for p in paths if os.path.isfile(p)]
-    hits = [p for p in files if _contains(p, probe)]
-    verdict = f"HEAD x-amz-server-side-encryption: {sse}; plaintext found in {len(hits)} of "
-    verdict += f"{len(files)} files under its data dir"
-    if expect_encrypted and (hits or sse != "AES256"):
+    found = sum(any(_contains(p, needle) for p in files) for needle in needles)
+    verdict = (
+        f"HEAD x-amz-server-side-encryption: {'/'.join(sorted(answers))}; "
+        f"{found} of {len(needles)} plaintext slices found in {len(files)} files"
+    )
+    if expect_encrypted and (found or answers != {"AES256"}):
         raise RuntimeError(f"{server.name}: NOT encrypted at rest ({verdict})")
-    if not expect_encrypted and not hits:
-        raise RuntimeError(f"{server.name}: plaintext scan found nothing ({verdict})")
+    if not expect_encrypted and found != len(needles):
+        raise RuntimeError(f"{server.name}: plaintext scan missed a slice ({verdict})")
     return verdict
 
 
