@@ -131,7 +131,7 @@ def chart(results: dict, path: str, subtitle: str) -> None:
         "seaweedfs-sse": "#e6550d",
         "seaweedfs-sse-fsync": "#a63603",
     }
-    fig, axes = plt.subplots(2, 3, figsize=(16, 10))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 10.5))
     for ax, (size, op, unit) in zip(axes.flat, CELLS, strict=True):
         values = [cell_value(results, n, size, op, unit) or 0.0 for n in names]
         bars = ax.bar(range(len(names)), values, color=[colours[n] for n in names])
@@ -149,8 +149,9 @@ def chart(results: dict, path: str, subtitle: str) -> None:
                 parts.append(f"{label} {value:.2f}x")
         half = (len(parts) + 1) // 2
         ax.set_xlabel("  ".join(parts[:half]) + "\n" + "  ".join(parts[half:]), fontsize=8.5)
+    title = "sealstore vs SeaweedFS" if "seaweedfs" in results else "sealstore"
     fig.suptitle(
-        "sealstore vs SeaweedFS, same run (ratios matter, absolute numbers are noisy); "
+        f"{title}, same run (ratios matter, absolute numbers are noisy); "
         "SSE = sealstore SSE-S3 with the master key, peer = SeaweedFS",
         fontsize=11,
     )
@@ -159,6 +160,6 @@ def chart(results: dict, path: str, subtitle: str) -> None:
     if "seaweedfs" in results:
         subtitle += " " + DURABILITY_NOTE
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(subtitle, 190)), ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.065, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
