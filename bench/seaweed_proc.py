@@ -33,6 +33,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import sysconfig
 import urllib.parse
 
@@ -41,7 +42,8 @@ import procs
 from sealstore_proc import Server
 
 GRPC_OFFSET = 10000
-PORT_LOW, PORT_HIGH = 20000, 54999 - GRPC_OFFSET
+PORT_LOW = 10240
+ATTEMPTS = 3  # a port picked free can still be taken before weed binds it
 KINDS = ("plain", "sse", "sse-fsync")
 SSE_XML = (
     b'<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
@@ -82,12 +84,25 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _port_high() -> int:
+    """Highest HTTP port whose gRPC twin stays below 55000 and below the kernel's ephemeral
+    range: outgoing connections (weed's own, between its parts) take ports from that range
+    and could grab a twin between our check and weed's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            ephemeral_low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    return min(54999, ephemeral_low - 1) - GRPC_OFFSET
+
+
 def port_pairs(count: int, rng: random.Random | None = None) -> list[int]:
     """``count`` HTTP ports below 55000 whose gRPC twin (+10000) is free too."""
     rng = rng or random.SystemRandom()
     chosen: list[int] = []
+    high = _port_high()
     for _ in range(2000):
-        port = rng.randint(PORT_LOW, PORT_HIGH)
+        port = rng.randint(PORT_LOW, high)
         taken = {p for c in chosen for p in (c, c + GRPC_OFFSET)}
         if port in taken or port + GRPC_OFFSET in taken:
             continue
@@ -107,10 +122,30 @@ def _grpc_sockets(ports: dict[str, int]) -> list[str]:
 
 
 def start(name: str, kind: str, workdir: str, cpus: str | None) -> Server:
-    """Start one ``weed server -s3`` for ``kind`` (see module docstring); wait for S3."""
+    """Start one ``weed server -s3`` for ``kind`` (see module docstring); wait for S3.
+    Retried on fresh ports (and a fresh data dir) when a port was taken under it."""
     if kind not in KINDS:
         raise ValueError(kind)
-    root = os.path.join(workdir, f"weed-{name}")
+    for attempt in range(1, ATTEMPTS + 1):
+        root = os.path.join(workdir, f"weed-{name}-{attempt}")
+        try:
+            return _start_once(name, kind, root, cpus)
+        except RuntimeError:
+            if attempt == ATTEMPTS or not _port_clash(os.path.join(root, "weed.log")):
+                raise
+            print(f"bench: {name}: a port was taken, retrying", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
+
+
+def _port_clash(log: str) -> bool:
+    try:
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            return "address already in use" in fh.read()
+    except OSError:
+        return False
+
+
+def _start_once(name: str, kind: str, root: str, cpus: str | None) -> Server:
     data = os.path.join(root, "data")
     os.makedirs(data, mode=0o700)
     access, secret = "bench-" + secrets.token_hex(4), secrets.token_hex(20)
@@ -154,7 +189,11 @@ def start(name: str, kind: str, workdir: str, cpus: str | None) -> Server:
     procs.on_stop(proc, lambda: _remove(_grpc_sockets(ports)))
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     # Unsigned GET / answers 403 AccessDenied once the gateway is up with an identity loaded.
-    procs.wait_http(endpoint + "/", proc, log, timeout=90, ok=lambda s: s in (200, 403))
+    try:
+        procs.wait_http(endpoint + "/", proc, log, timeout=90, ok=lambda s: s in (200, 403))
+    except RuntimeError:
+        procs.stop(proc)
+        raise
     extra = {"kind": kind, "master": f"127.0.0.1:{ports['master']}"}
     extra["filer"] = f"127.0.0.1:{ports['filer']}"
     return Server(name, endpoint, access, secret, proc, log, data_dir=data, extra=extra)
