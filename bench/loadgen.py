@@ -48,8 +48,16 @@ class Cell:
 
 def presign(server, method: str, bucket: str, key: str = "", expires: int = 3600) -> str:
     path = f"/{bucket}/{urllib.parse.quote(key)}" if key else f"/{bucket}"
+    return presign_raw(server, method, server.endpoint + path, expires=expires)
+
+
+def presign_raw(
+    server, method: str, url: str, headers: dict[str, str] | None = None, expires: int = 3600
+) -> str:
+    """Presign an already encoded ``url`` (query allowed); ``headers`` are signed too."""
     creds = Credentials(server.access_key, server.secret_key)
-    return presign_url(method, server.endpoint + path, creds, REGION, datetime.now(UTC), expires)
+    now = datetime.now(UTC)
+    return presign_url(method, url, creds, REGION, now, expires, headers=headers)
 
 
 def _path_query(url: str) -> str:

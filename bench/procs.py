@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 _started: list[subprocess.Popen[bytes]] = []
+_after_stop: dict[int, list[Callable[[], None]]] = {}
 
 
 def free_port() -> int:
@@ -41,11 +42,17 @@ def spawn(argv: list[str], env: dict[str, str], log_path: str, cpus: str | None 
     return proc
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the process group we created, then SIGKILL it if it does not exit."""
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0, signalled: bool = False) -> None:
+    """SIGTERM the process group we created, then SIGKILL it if it does not exit."""
+    if proc.poll() is None:
+        if not signalled:
+            _terminate(proc)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -54,12 +61,36 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.wait(5)
     if proc in _started:
         _started.remove(proc)
+    for callback in _after_stop.pop(proc.pid, []):
+        callback()
 
 
-def stop_all() -> None:
-    """Stop every process this run started (reverse start order)."""
-    for proc in reversed(list(_started)):
-        stop(proc)
+def on_stop(proc: subprocess.Popen[bytes], callback: Callable[[], None]) -> None:
+    """Run ``callback`` once ``proc`` has been stopped (files it leaves outside the run dir)."""
+    _after_stop.setdefault(proc.pid, []).append(callback)
+
+
+def peak_rss_mib(proc: subprocess.Popen[bytes]) -> float | None:
+    """Peak resident set size (VmHWM) of a running process, MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every process this run started: SIGTERM to all at once (SeaweedFS takes its
+    time to drain), then wait for each in reverse start order within one shared deadline."""
+    running = list(reversed(_started))
+    for proc in running:
+        _terminate(proc)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        stop(proc, max(0.1, deadline - time.monotonic()), signalled=True)
 
 
 def wait_http(

@@ -1,13 +1,16 @@
 """sealstore benchmark: PUT/GET throughput with no encryption, SSE-S3 (master key) and SSE-S3
 (OpenBao transit), for 4 KiB, 1 MiB and 64 MiB objects, next to the single-core AES-256-GCM
-ceiling and the DARE rate measured in the same run. Prints a Markdown table.
+ceiling and the DARE rate measured in the same run, and next to a peer measured in the same
+run: SeaweedFS (``weed server -s3``) plain, with SSE-S3, and with SSE-S3 plus fsync. Prints
+Markdown tables and writes a PNG bar chart.
 
 Everything runs on 127.0.0.1: a real OpenBao (``bao server -dev``, AppRole + transit as in the
 MinIO KMS quickstart), one real ``sealstore server`` per configuration (one worker, pinned to
 its own core), wrk (C) for small objects and a streaming Python client for 64 MiB objects
 (pinned to the other core). Every process started is stopped before exit.
 
-    python bench/run.py [--seconds 3] [--output FILE] [--json FILE] [--baseline-src DIR]
+    python bench/run.py [--seconds 3] [--output FILE] [--chart PNG] [--json FILE] [--no-peer]
+                        [--baseline-src DIR]
 
 ``--baseline-src OTHER/src`` also runs every configuration from another sealstore tree (for
 example a worktree of the previous commit) in the same run, interleaved with this one, and
@@ -38,13 +41,22 @@ import bao_launcher  # noqa: E402
 import crypto_rates  # noqa: E402
 import loadgen  # noqa: E402
 import procs  # noqa: E402
+import report  # noqa: E402
 import sealstore_proc  # noqa: E402
+import seaweed_proc  # noqa: E402
 
 CONFIGS = [
     ("none", "plain", "no encryption"),
     ("sse-master-key", "master-key", "SSE-S3, master key"),
     ("sse-openbao", "vault", "SSE-S3, OpenBao transit"),
 ]
+# The peer, same clients, same core: (name, seaweed_proc kind, title).
+PEERS = [
+    ("seaweedfs", "plain", "SeaweedFS, no encryption"),
+    ("seaweedfs-sse", "sse", "SeaweedFS, SSE-S3 (bucket default)"),
+    ("seaweedfs-sse-fsync", "sse-fsync", "SeaweedFS, SSE-S3 + fsync"),
+]
+SEALSTORE_DURABILITY = "fsync of data and index before the answer (every PUT)"
 SIZES = [
     ("4 KiB", 4 << 10, "wrk", 16, 256),
     ("1 MiB", 1 << 20, "wrk", 4, 32),
@@ -93,14 +105,34 @@ def _seed(server, size_row) -> None:
             raise RuntimeError(f"{server.name}: seeding answered HTTP {status}")
 
 
-def measure_all(servers: dict, seconds: float, repeat: int, workdir: str, cpus: str | None) -> dict:
-    """Best of ``repeat`` rounds per cell; configurations alternate within every round so
-    that load from other work on the host spreads over all of them instead of one."""
-    for server in servers.values():
+def prepare(servers: dict, expect_encrypted: dict[str, bool]) -> dict[str, str]:
+    """CreateBucket everywhere, the peer's bucket settings, then prove each server stores
+    what it claims: ciphertext for the encrypting ones, plaintext (scan works) for plain."""
+    checks = {}
+    for name, server in servers.items():
         status = loadgen.request(server, "PUT", BUCKET)
         if status != 200:
             raise RuntimeError(f"{server.name}: CreateBucket answered HTTP {status}")
+        if server.extra.get("kind"):
+            seaweed_proc.configure_bucket(server, BUCKET)
+        checks[name] = seaweed_proc.at_rest_check(
+            server, BUCKET, server.data_dir, expect_encrypted[name]
+        )
+        print(f"bench: at rest {name}: {checks[name]}", file=sys.stderr, flush=True)
+    return checks
+
+
+def _eta(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def measure_all(servers: dict, seconds: float, repeat: int, workdir: str, cpus: str | None) -> dict:
+    """Best of ``repeat`` rounds per cell; configurations alternate within every round so
+    that load from other work on the host spreads over all of them instead of one."""
     best: dict = {name: {row[0]: {} for row in SIZES} for name in servers}
+    total = repeat * len(SIZES) * 2 * len(servers)
+    done, started = 0, time.monotonic()
     for rnd in range(repeat):
         for row in SIZES:
             for op in ("PUT", "GET"):
@@ -111,9 +143,12 @@ def measure_all(servers: dict, seconds: float, repeat: int, workdir: str, cpus: 
                     kept = best[name][row[0]].get(op)
                     if kept is None or cell.mib_per_s > kept.mib_per_s:
                         best[name][row[0]][op] = cell
+                    done += 1
+                    left = (time.monotonic() - started) / done * (total - done)
                     print(
-                        f"  round {rnd + 1} {name:15} {row[0]:>6} {op:3} {cell.mib_per_s:8.1f} "
-                        f"MiB/s {cell.ops_per_s:8.1f} ops/s errors {cell.errors}",
+                        f"  [cell {done}/{total} ETA {_eta(left)}] round {rnd + 1} {name:19} "
+                        f"{row[0]:>6} {op:3} {cell.mib_per_s:8.1f} MiB/s {cell.ops_per_s:8.1f} "
+                        f"ops/s errors {cell.errors}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -149,13 +184,14 @@ def render_baseline(results: dict) -> str:
 def render(results: dict, aes: float, dare_enc: float, dare_dec: float, meta: dict) -> str:
     lines = [
         "| configuration | size | PUT MiB/s | PUT ops/s | GET MiB/s | GET ops/s | "
-        "PUT vs none | GET vs none | client |",
+        "PUT vs plain | GET vs plain | client |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, _kind, title in CONFIGS:
+    peers = [p for p in PEERS if p[0] in results]
+    for name, _kind, title in CONFIGS + peers:
         for label, *_ in SIZES:
             cell = results[name][label]
-            base = results["none"][label]
+            base = results["seaweedfs" if name.startswith("seaweedfs") else "none"][label]
             put, get = cell["PUT"], cell["GET"]
             lines.append(
                 f"| {title} | {label} | {put.mib_per_s:.1f} | {put.ops_per_s:.0f} | "
@@ -171,17 +207,41 @@ def render(results: dict, aes: float, dare_enc: float, dare_dec: float, meta: di
         f"| DARE 2.0 encrypt (sealstore.crypto.dare) | {dare_enc:.0f} |",
         f"| DARE 2.0 decrypt (sealstore.crypto.dare) | {dare_dec:.0f} |",
         "",
-        f"Host: {meta['cpu']}, {meta['cores']} cores, Python {meta['python']}; server pinned to "
-        f"CPU {meta['server_cpus']}, load generator to CPU {meta['client_cpus']}; "
-        f"{meta['seconds']:.0f} s per cell, best of {meta['repeat']} interleaved rounds; "
-        "one server worker; SSE via MINIO_SSE_AUTO_ENCRYPTION; "
-        f"total {meta['elapsed']:.0f} s; 1-min load average {meta['load_start']:.1f} at start, "
-        f"{meta['load_end']:.1f} at end (other work on the host makes numbers noisy).",
+        host_note(meta, bool(peers)),
     ]
+    if peers:
+        lines += ["", "Peer comparison (same run):", "", report.peer_table(results)]
+    rows = [
+        (
+            report.LABELS.get(name, name),
+            meta["durability"].get(name, ""),
+            meta["rss_mib"].get(name),
+            meta["at_rest"].get(name, ""),
+        )
+        for name in results
+    ]
+    lines += ["", report.servers_table(rows)]
     errors = sum(c[op].errors for cfg in results.values() for c in cfg.values() for op in c)
     if errors:
         lines.append(f"Requests that failed during the run: {errors} (excluded from the rates).")
     return "\n".join(lines)
+
+
+def host_note(meta: dict, peers: bool) -> str:
+    """One paragraph: where and how everything ran (also the chart's footer)."""
+    peer = (
+        f"SeaweedFS {meta['peer_version']} as one `weed server -s3` process per configuration "
+        "(Go sizes GOMAXPROCS to the pinned CPU), SSE-S3 via bucket default encryption; "
+    )
+    return (
+        f"Host: {meta['cpu']}, {meta['cores']} cores, Python {meta['python']}; servers pinned "
+        f"to CPU {meta['server_cpus']}, load generator to CPU {meta['client_cpus']}; "
+        f"{meta['seconds']:.0f} s per cell, best of {meta['repeat']} interleaved rounds; "
+        "one sealstore worker, SSE via MINIO_SSE_AUTO_ENCRYPTION; "
+        + (peer if peers else "")
+        + f"total {meta['elapsed']:.0f} s; 1-min load average {meta['load_start']:.1f} at "
+        f"start, {meta['load_end']:.1f} at end (other work on the host makes numbers noisy)."
+    )
 
 
 def _cpu_model() -> str:
@@ -195,12 +255,44 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def _chart_path(args) -> str:
+    """--chart, else next to --output, else results.png in a temp dir that outlives the run."""
+    if args.chart:
+        return args.chart
+    if args.output:
+        return os.path.splitext(args.output)[0] + ".png"
+    return os.path.join(tempfile.mkdtemp(prefix="sealstore-bench-results-"), "results.png")
+
+
+def _start_servers(args, workdir: str, server_cpus, client_cpus) -> tuple[dict, dict, dict]:
+    """All servers of the run: sealstore configurations (+ baseline tree), then the peer."""
+    print("bench: starting OpenBao", file=sys.stderr, flush=True)
+    bao = bao_launcher.start(workdir, client_cpus)
+    servers, encrypted, durability = {}, {}, {}
+    for name, kind, _title in CONFIGS:
+        names = [name] + ([name + BASELINE_SUFFIX] if args.baseline_src else [])
+        for each in names:
+            print(f"bench: starting server {each}", file=sys.stderr, flush=True)
+            src = os.path.abspath(args.baseline_src) if each != name else None
+            servers[each] = sealstore_proc.start(each, kind, workdir, server_cpus, bao, src=src)
+            encrypted[each], durability[each] = kind != "plain", SEALSTORE_DURABILITY
+    for name, kind, _title in [] if args.no_peer else PEERS:
+        print(f"bench: starting SeaweedFS {name}", file=sys.stderr, flush=True)
+        servers[name] = seaweed_proc.start(name, kind, workdir, server_cpus)
+        encrypted[name], durability[name] = kind != "plain", seaweed_proc.DURABILITY[kind]
+    return servers, encrypted, durability
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each cell")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; the best cell is kept")
     parser.add_argument("--output", help="also write the Markdown table to this file")
+    parser.add_argument(
+        "--chart", help="PNG bar chart (default: next to --output, else a temp dir; printed)"
+    )
     parser.add_argument("--json", help="write raw numbers as JSON to this file")
+    parser.add_argument("--no-peer", action="store_true", help="skip the SeaweedFS peer")
     parser.add_argument(
         "--baseline-src",
         help="src/ of another sealstore tree to run beside this one (before/after ratios)",
@@ -212,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk"):
         print("bench: wrk not found (apt-get install wrk)", file=sys.stderr)
         return 2
+    peer_version = "" if args.no_peer else seaweed_proc.version()
     server_cpus, client_cpus = _cpu_split()
     started = time.monotonic()
     load_start = os.getloadavg()[0]
@@ -220,19 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("bench: crypto ceilings", file=sys.stderr, flush=True)
         aes, dare_enc, dare_dec = _crypto_on(server_cpus)
-        print("bench: starting OpenBao", file=sys.stderr, flush=True)
-        bao = bao_launcher.start(workdir, client_cpus)
-        servers = {}
-        for name, kind, _title in CONFIGS:
-            print(f"bench: starting server {name}", file=sys.stderr, flush=True)
-            servers[name] = sealstore_proc.start(name, kind, workdir, server_cpus, bao)
-            if args.baseline_src:
-                base = name + BASELINE_SUFFIX
-                print(f"bench: starting server {base}", file=sys.stderr, flush=True)
-                servers[base] = sealstore_proc.start(
-                    base, kind, workdir, server_cpus, bao, src=os.path.abspath(args.baseline_src)
-                )
+        servers, encrypted, durability = _start_servers(args, workdir, server_cpus, client_cpus)
+        at_rest = prepare(servers, encrypted)
         results = measure_all(servers, args.seconds, args.repeat, workdir, client_cpus)
+        rss = {name: procs.peak_rss_mib(server.proc) for name, server in servers.items()}
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -247,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed": time.monotonic() - started,
         "load_start": load_start,
         "load_end": os.getloadavg()[0],
+        "peer_version": peer_version,
+        "durability": durability,
+        "rss_mib": rss,
+        "at_rest": at_rest,
     }
     table = render(results, aes, dare_enc, dare_dec, meta)
     if args.baseline_src:
@@ -256,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(table + "\n")
+    chart = _chart_path(args)
+    try:
+        report.chart(results, chart, host_note(meta, not args.no_peer))
+        print(f"bench: chart written to {chart}", file=sys.stderr)
+    except ImportError as exc:  # the numbers above are still worth having
+        print(f"bench: no chart ({exc}; pip install -r requirements/dev.txt)", file=sys.stderr)
     if args.json:
         raw = {
             "meta": meta,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import procs
 
@@ -25,6 +25,8 @@ class Server:
     secret_key: str
     proc: object
     log: str
+    data_dir: str = ""
+    extra: dict[str, str] = field(default_factory=dict)  # per-product details (peer ports)
 
 
 def start(
@@ -68,4 +70,4 @@ def start(
     proc = procs.spawn(argv, env, log, cpus)
     endpoint = f"http://127.0.0.1:{port}"
     procs.wait_http(f"{endpoint}/minio/health/ready", proc, log, timeout=60)
-    return Server(name, endpoint, access, secret, proc, log)
+    return Server(name, endpoint, access, secret, proc, log, data_dir=data)
