@@ -170,3 +170,53 @@ def test_data_dir_private(dep: Deployment, storage_host: str):
     assert d.is_directory
     assert d.user == _s(dep, "storage_server_user", storage_host)
     assert d.mode & 0o007 == 0, f"data directory open to others: {oct(d.mode)}"
+
+
+def test_users_file_gives_a_user_only_its_policy(dep: Deployment, storage_host: str):
+    """storage_server_users: a 0400 file only the service user reads, named in the env file,
+    and the user it defines can do exactly what its policy allows (read, not write)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    users = dep.setting("storage_server_users", storage_host) or []
+    if not users:
+        pytest.skip("this inventory defines no users besides root")
+    env = dep.storage_env(storage_host)
+    path = env["SEALSTORE_USERS_FILE"]
+    f = dep.host(storage_host).file(path)
+    assert f.user == _s(dep, "storage_server_user", storage_host)
+    assert f.mode == 0o400, oct(f.mode)
+
+    def client(access: str, secret: str):  # type: ignore[no-untyped-def]
+        return boto3.client(
+            "s3",
+            endpoint_url=dep.storage_url(storage_host, dep.address(storage_host)),
+            verify=dep.storage_ca_file(storage_host),
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            region_name=env.get("MINIO_REGION", "us-east-1"),
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+        )
+
+    root = client(env["MINIO_ROOT_USER"], env["MINIO_ROOT_PASSWORD"])
+    bucket = "infra-users"
+    try:
+        root.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+    root.put_object(Bucket=bucket, Key="readable", Body=b"for the reader")
+    user = users[0]
+    reader = client(str(user["access_key"]), str(user["secret_key"]))
+    assert reader.get_object(Bucket=bucket, Key="readable")["Body"].read() == b"for the reader"
+    assert [o["Key"] for o in reader.list_objects_v2(Bucket=bucket)["Contents"]] == ["readable"]
+    with pytest.raises(ClientError) as denied:
+        reader.put_object(Bucket=bucket, Key="written", Body=b"x")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as denied:
+        reader.delete_object(Bucket=bucket, Key="readable")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as wrong:
+        client(str(user["access_key"]), "not-the-secret-key").list_buckets()
+    assert wrong.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
