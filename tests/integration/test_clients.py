@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,12 +111,12 @@ def clean_env(home: Path) -> dict[str, str]:
     }
 
 
-# =========================================================================== awscli
-
-
-def test_awscli(srv, s3, tmp_path) -> None:
+def awscli_env(tmp_path: Path, s3_options: str = "") -> dict[str, str]:
+    """A clean environment for the awscli: root's credentials and the region in 0600 files
+    (never argv), path-style addressing plus ``s3_options`` (indented lines of the ``s3``
+    section, e.g. multipart sizes)."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     env = clean_env(home)
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(
         private_file(
@@ -127,11 +128,30 @@ def test_awscli(srv, s3, tmp_path) -> None:
     env["AWS_CONFIG_FILE"] = str(
         private_file(
             tmp_path / "aws-config",
-            f"[default]\nregion = {REGION}\n"
-            "s3 =\n    addressing_style = path\n"
-            "    multipart_threshold = 8MB\n    multipart_chunksize = 5MB\n",
+            f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n{s3_options}",
         )
     )
+    return env
+
+
+def minio_client(srv: ServerProcess) -> Any:
+    """minio-py's client for the plain-HTTP test server, as root."""
+    from minio import Minio
+
+    return Minio(
+        srv.endpoint.removeprefix("http://"),
+        access_key=ROOT_USER,
+        secret_key=ROOT_PASSWORD,
+        secure=False,
+        region=REGION,
+    )
+
+
+# =========================================================================== awscli
+
+
+def test_awscli(srv, s3, tmp_path) -> None:
+    env = awscli_env(tmp_path, "    multipart_threshold = 8MB\n    multipart_chunksize = 5MB\n")
     aws = [str(BIN / "aws"), "--endpoint-url", srv.endpoint]
     run([*aws, "s3", "mb", "s3://cli-aws"], env)
 
@@ -271,16 +291,9 @@ def test_s3cmd(srv, s3, tmp_path) -> None:
 
 
 def test_minio_sdk(srv, s3, tmp_path) -> None:
-    from minio import Minio
     from minio.sse import SseS3
 
-    mc = Minio(
-        srv.endpoint.removeprefix("http://"),
-        access_key=ROOT_USER,
-        secret_key=ROOT_PASSWORD,
-        secure=False,
-        region=REGION,
-    )
+    mc = minio_client(srv)
     mc.make_bucket("cli-minio")
     assert mc.bucket_exists("cli-minio")
 

@@ -26,9 +26,8 @@ from tests.integration.test_clients import (
     REGION,
     ROOT_PASSWORD,
     ROOT_USER,
-    clean_env,
+    awscli_env,
     content,
-    private_file,
     run,
 )
 
@@ -242,23 +241,7 @@ def test_multipart_part_keys_partnumber_and_part_copy(s3) -> None:
 
 
 def test_awscli_sse_c(srv: ServerProcess, s3, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(home)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(
-        private_file(
-            tmp_path / "aws-credentials",
-            f"[default]\naws_access_key_id = {ROOT_USER}\n"
-            f"aws_secret_access_key = {ROOT_PASSWORD}\n",
-        )
-    )
-    env["AWS_CONFIG_FILE"] = str(
-        private_file(
-            tmp_path / "aws-config",
-            f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n"
-            "    multipart_threshold = 5MB\n    multipart_chunksize = 5MB\n",
-        )
-    )
+    env = awscli_env(tmp_path, "    multipart_threshold = 5MB\n    multipart_chunksize = 5MB\n")
     key_file = tmp_path / "customer.key"
     key_file.write_bytes(KEY_A)
     key_file.chmod(0o600)

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.server import REGION, ROOT_PASSWORD, ROOT_USER, ServerProcess, base_env
-from tests.integration.test_clients import BIN, clean_env, private_file, run
+from tests.integration.server import ServerProcess, base_env
+from tests.integration.test_clients import BIN, awscli_env, minio_client, run
 
 MASTER_KEY = "tagging-key:" + hashlib.sha256(b"tagging master").hexdigest()
 BUCKET = "tags"
@@ -262,22 +262,7 @@ def test_bucket_tagging(srv: ServerProcess, s3: Any) -> None:
 
 
 def test_awscli(srv: ServerProcess, s3: Any, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(home)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(
-        private_file(
-            tmp_path / "creds",
-            f"[default]\naws_access_key_id = {ROOT_USER}\n"
-            f"aws_secret_access_key = {ROOT_PASSWORD}\n",
-        )
-    )
-    env["AWS_CONFIG_FILE"] = str(
-        private_file(
-            tmp_path / "config",
-            f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n",
-        )
-    )
+    env = awscli_env(tmp_path)
     api = [str(BIN / "aws"), "--endpoint-url", srv.endpoint, "--output", "json", "s3api"]
     body = tmp_path / "body.txt"
     body.write_bytes(b"from awscli")
@@ -304,16 +289,9 @@ def test_awscli(srv: ServerProcess, s3: Any, tmp_path: Path) -> None:
 
 
 def test_minio_sdk(srv: ServerProcess, s3: Any) -> None:
-    from minio import Minio
     from minio.commonconfig import Tags
 
-    mc = Minio(
-        srv.endpoint.removeprefix("http://"),
-        access_key=ROOT_USER,
-        secret_key=ROOT_PASSWORD,
-        secure=False,
-        region=REGION,
-    )
+    mc = minio_client(srv)
     tags = Tags.new_object_tags()
     tags["project"] = "sealstore"
     tags["env"] = "test"

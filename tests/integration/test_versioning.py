@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.server import REGION, ROOT_PASSWORD, ROOT_USER, ServerProcess, base_env
-from tests.integration.test_clients import clean_env, private_file
+from tests.integration.server import ROOT_PASSWORD, ServerProcess, base_env
+from tests.integration.test_clients import awscli_env, minio_client
 
 MASTER_KEY = "versions-key:" + hashlib.sha256(b"versioning master").hexdigest()
 BIN = Path(sys.executable).parent
@@ -265,17 +265,10 @@ def test_suspended_writes_replace_the_null_version(s3) -> None:
 
 
 def test_awscli_and_minio_list_and_delete_versions(srv, s3, tmp_path) -> None:
-    from minio import Minio
     from minio.commonconfig import ENABLED
     from minio.versioningconfig import VersioningConfig
 
-    mc = Minio(
-        srv.endpoint.removeprefix("http://"),
-        access_key=ROOT_USER,
-        secret_key=ROOT_PASSWORD,
-        secure=False,
-        region=REGION,
-    )
+    mc = minio_client(srv)
     mc.make_bucket("clients")
     mc.set_bucket_versioning("clients", VersioningConfig(ENABLED))
     assert mc.get_bucket_versioning("clients").status == ENABLED
@@ -291,19 +284,7 @@ def test_awscli_and_minio_list_and_delete_versions(srv, s3, tmp_path) -> None:
     mc.remove_object("clients", "obj", version_id=ids[1])
     assert mc.get_object("clients", "obj", version_id=ids[0]).read() == b"v0"
 
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(home)
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(
-        private_file(
-            tmp_path / "aws-credentials",
-            f"[default]\naws_access_key_id = {ROOT_USER}\n"
-            f"aws_secret_access_key = {ROOT_PASSWORD}\n",
-        )
-    )
-    env["AWS_CONFIG_FILE"] = str(
-        private_file(tmp_path / "aws-config", f"[default]\nregion = {REGION}\n")
-    )
+    env = awscli_env(tmp_path)
     aws = [str(BIN / "aws"), "--endpoint-url", srv.endpoint, "s3api"]
 
     def cli(*args: str) -> dict:
