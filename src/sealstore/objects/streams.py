@@ -1,4 +1,4 @@
-"""Body streams of the object service: encrypt into a writer, hash, bound.
+"""Body streams of the object service: encrypt into a writer, bound a part.
 
 Split from `service.py` so that module stays about which keys and streams an operation uses;
 these helpers only move bytes (the backend runs the DARE encryptor in its own thread hops).
@@ -6,7 +6,6 @@ these helpers only move bytes (the backend runs the DARE encryptor in its own th
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Protocol
 
@@ -40,13 +39,6 @@ async def fill(
         if chunk:
             await writer.write(chunk)
     return {} if encryptor is None else layout.nonce_entry(encryptor.nonce)
-
-
-async def hashed(source: AsyncIterator[bytes], md5: hashlib._Hash) -> AsyncIterator[bytes]:
-    """Pass chunks through, adding them to ``md5`` (a copy's ETag is its plaintext MD5)."""
-    async for chunk in source:
-        md5.update(chunk)
-        yield chunk
 
 
 async def bounded(source: HashedBody, limit: int) -> AsyncIterator[bytes]:
